@@ -19,9 +19,7 @@ def _cmd_measure(args: argparse.Namespace) -> None:
     if out_suffix not in (".csv", ".parquet"):  # fail before the slow part
         raise LatentsteerError(f"--out must end in .csv or .parquet; got {args.out!r}")
     images, names = read_images(args.input)
-    cfg = MorphometryConfig(
-        threshold=args.threshold, scale=args.scale, bound_frac=args.bound_frac
-    )
+    cfg = MorphometryConfig(threshold=args.threshold, scale=args.scale, bound_frac=args.bound_frac)
     table = measure(images, workers=args.workers, config=cfg)
     table.insert(0, "index", range(len(table)))
     if names is not None:
@@ -58,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     return run_reporting(f"latentsteer {args.command}", lambda: args.func(args))
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,8 +62,14 @@ def read_images(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | N
                 )
     else:
         arr = loaded
-    if arr.ndim == 2:  # one image
-        arr = arr[None]
+    if arr.ndim == 2:
+        side = int(np.sqrt(arr.shape[1]))
+        if side > 2 and side * side == arr.shape[1] and arr.shape[0] != arr.shape[1]:
+            raise LatentsteerError(
+                f"{p.name} has shape {arr.shape}: flat images? reshape flat images to "
+                f"(n, {side}, {side}) first"
+            )
+        arr = arr[None]  # one image
     return arr, None
 
 

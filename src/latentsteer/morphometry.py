@@ -97,7 +97,11 @@ def as_image_batch(images: object) -> np.ndarray:
         images = images.detach().cpu().numpy()
     arr = np.asarray(images)
     if arr.ndim != 3:
-        raise ValueError(f"images must have shape (n, H, W); got shape {arr.shape}")
+        hint = ""
+        if arr.ndim == 2 and int(np.sqrt(arr.shape[1])) ** 2 == arr.shape[1] > 1:
+            side = int(np.sqrt(arr.shape[1]))
+            hint = f" (reshape flat images to (n, {side}, {side}))"
+        raise ValueError(f"images must have shape (n, H, W); got shape {arr.shape}{hint}")
     if arr.shape[1] < 3 or arr.shape[2] < 3:
         raise ValueError(f"images must be at least 3x3 pixels; got {arr.shape[1]}x{arr.shape[2]}")
     if arr.dtype == bool:

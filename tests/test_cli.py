@@ -1,0 +1,89 @@
+"""`latentsteer measure` on the user's own images."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from latentsteer import MEASURES, measure
+from latentsteer.cli import main
+
+
+def test_measure_npy_to_csv(mnist_test, tmp_path):
+    images = mnist_test[0][:20]
+    np.save(tmp_path / "digits.npy", images)
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(tmp_path / "digits.npy"), "--out", str(out), "--workers", "1"]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["index", *MEASURES]
+    assert table["index"].tolist() == list(range(20))
+    expected = measure(images, workers=1)
+    np.testing.assert_allclose(table[list(MEASURES)], expected, rtol=1e-6)
+
+
+def test_measure_npz_to_parquet(mnist_test, tmp_path):
+    np.savez(tmp_path / "d.npz", images=mnist_test[0][:5], labels=np.arange(5))
+    out = tmp_path / "m.parquet"
+    assert main(["measure", str(tmp_path / "d.npz"), "--out", str(out)]) == 0
+    assert len(pd.read_parquet(out)) == 5
+
+
+def test_measure_png_folder_in_natural_order(mnist_test, tmp_path):
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    images = mnist_test[0][:11]
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"digit{i}.png")
+    out = tmp_path / "m.csv"
+    assert main(["measure", str(folder), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert table["file"].tolist() == [f"digit{i}.png" for i in range(11)]  # 2 before 10
+    expected = measure(images, workers=1)
+    np.testing.assert_allclose(table["thickness"], expected.thickness, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: np.save(d / "x.npy", np.full((2, 28, 28), np.nan)), "NaN"),
+        (lambda d: np.save(d / "x.npy", np.zeros((3, 784))), r"reshape flat images"),
+        (lambda d: np.savez(d / "x.npz", a=np.zeros(1), b=np.zeros(1)), "name the images array"),
+        (lambda d: (d / "x.npy").write_bytes(b"junk"), "not a readable .npy"),
+    ],
+)
+def test_measure_bad_input_one_line(tmp_path, capsys, setup, message):
+    setup(tmp_path)
+    src = next(tmp_path.iterdir())
+    out = tmp_path / "out.csv"
+    assert main(["measure", str(src), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("latentsteer measure: error:") and len(err.splitlines()) == 1
+    assert pytest.importorskip("re").search(message, err)
+    assert not out.exists()
+
+
+def test_measure_rejects_bad_output_suffix_before_work(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.uint8))
+    assert main(["measure", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.xlsx")]) == 1
+    assert "--out must end in .csv or .parquet" in capsys.readouterr().err
+
+
+def test_console_script_runs(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.uint8))
+    exe = [sys.executable, "-m", "latentsteer.cli"]
+    ok = subprocess.run(
+        [*exe, "measure", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.csv")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(
+        [*exe, "measure", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "m.csv")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr and "does not exist" in bad.stderr

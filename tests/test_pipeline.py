@@ -1,0 +1,136 @@
+"""The real DVC pipeline, end to end, on tiny params in a temporary copy of the repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from latentsteer import MEASURES, MorphometryConfig, measure
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "data": {"limit": 150},
+    "labels": {"chunk_size": 64, "workers": 1},
+}
+
+
+def tiny_params() -> dict:
+    """The project's params.yaml with TINY's overrides: every declared key stays present."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, values in TINY.items():
+        params[name].update(values)
+    return params
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = ours
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.pop("LATENTSTEER_PARAMS", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory) -> Path:
+    """A copy of the project's tracked files with tiny params, as its own git repo."""
+    dest = tmp_path_factory.mktemp("pipeline") / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for rel in listed:
+        src = REPO / rel
+        if src.is_file() and rel != "dvc.lock":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    run(["git", "init", "-q"], dest)
+    return dest
+
+
+def test_repro_builds_labels_then_does_nothing(tiny_repo):
+    first = dvc("repro", cwd=tiny_repo)
+    assert "Running stage 'download'" in first.stdout
+    assert "Running stage 'labels'" in first.stdout
+    for split in ("train", "val", "test"):
+        table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
+        assert list(table.columns) == ["index", "digit", *MEASURES]
+        assert len(table) == 150 and table["index"].tolist() == list(range(150))
+        assert table.thickness.between(0.5, 10).all()
+        assert set(table.digit) <= set(range(10))
+    assert (tiny_repo / "dvc.lock").is_file()
+
+    second = dvc("repro", cwd=tiny_repo)
+    assert "Running stage" not in second.stdout
+    assert "up to date" in dvc("status", cwd=tiny_repo).stdout
+
+
+def test_labels_param_change_reruns_labels_only(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["labels"]["threshold"] = 0.45
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    status = dvc("status", cwd=tiny_repo).stdout
+    assert "labels:" in status and "download:" not in status
+    again = dvc("repro", cwd=tiny_repo)
+    assert "Running stage 'labels'" in again.stdout
+    assert "Running stage 'download'" not in again.stdout
+    # workers is not a dependency: changing it re-runs nothing.
+    params["labels"]["workers"] = 2
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "up to date" in dvc("status", cwd=tiny_repo).stdout
+
+
+def test_bad_param_fails_stage_with_one_line(tiny_repo, tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"source": "s3"}}))
+    env_params = {"LATENTSTEER_PARAMS": str(bad)}
+    proc = subprocess.run(
+        [sys.executable, "pipeline/download.py"], cwd=tiny_repo, env={**_env(), **env_params},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "download: error: params.yaml: data.source must be one of 'pypi', 'torchvision', "
+        "'idx'; got 's3'"
+    )
+    bad.write_text(yaml.safe_dump({"labels": {"scale": "big"}}))
+    proc = subprocess.run(
+        [sys.executable, "pipeline/labels.py"], cwd=tiny_repo, env={**_env(), **env_params},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "labels.scale must be int; got 'big'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_labels_agree_with_library(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    with np.load(tiny_repo / "data" / "raw" / "test.npz") as z:
+        images = z["images"]
+    table = pd.read_parquet(tiny_repo / "data" / "labels" / "test.parquet")
+    labels = yaml.safe_load((tiny_repo / "params.yaml").read_text())["labels"]
+    labels.pop("workers")
+    direct = measure(images, workers=1, config=MorphometryConfig(**labels))
+    for col in ("area", "slant", "width", "height"):  # free of skeleton tie-breaking
+        np.testing.assert_allclose(table[col], direct[col], rtol=1e-12, err_msg=col)
+    assert np.abs(table.thickness - direct.thickness).max() < 0.2
