@@ -37,8 +37,10 @@ def main() -> None:
     images = all_images()
     rng = np.random.default_rng(0)
     sample = images[np.sort(rng.choice(len(images), args.baseline_images, replace=False))]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"workers: {args.workers}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"workers: {args.workers}"
+    )
 
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
@@ -56,7 +58,8 @@ def main() -> None:
 
     print(f"baseline per-image pool : {base * 1e3:7.3f} ms/image wall ({len(sample)} images)")
     print(f"measure, same sample    : {fast_sample * 1e3:7.3f} ms/image wall")
-    print(f"measure, all {len(images)}   : {fast_full * 1e3:7.3f} ms/image wall, {full:.1f} s total")
+    total = f"{full:.1f} s total"
+    print(f"measure, all {len(images)}   : {fast_full * 1e3:7.3f} ms/image wall, {total}")
     print(f"baseline projected to {len(images)}: {base * len(images):.0f} s")
     print(f"speed-up on the same sample: {base / fast_sample:.1f}x")
     print(f"speed-up, full labels workload vs baseline rate: {base / fast_full:.1f}x")

@@ -26,8 +26,9 @@ def main(reference_csv: str) -> None:
     for col in MEASURES:
         r = np.corrcoef(ours[col], official[col])[0, 1]
         mad = np.abs(ours[col] - official[col]).mean()
-        print(f"| {col} | {r:.4f} | {mad:.4f} | {ours[col].mean():.3f} | "
-              f"{official[col].mean():.3f} |")
+        print(
+            f"| {col} | {r:.4f} | {mad:.4f} | {ours[col].mean():.3f} | {official[col].mean():.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from latentsteer.datasets import mnist
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_CSV = REPO.parent / "shared" / "reference" / "original-t10k-morpho.csv"
+EXCERPT_CSV = Path(__file__).parent / "data" / "original-t10k-morpho-first400.csv"
+FULL_CSV = REPO.parent / "shared" / "reference" / "original-t10k-morpho.csv"
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,15 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def official_morpho() -> pd.DataFrame:
-    """The officially released Morpho-MNIST measures of the MNIST test set."""
-    if not REFERENCE_CSV.is_file():
-        pytest.skip(f"reference table not found at {REFERENCE_CSV}")
-    return pd.read_csv(REFERENCE_CSV)
+    """The first 400 officially released Morpho-MNIST measures of the MNIST test set."""
+    return pd.read_csv(EXCERPT_CSV)
+
+
+@pytest.fixture(scope="session")
+def official_morpho_full() -> pd.DataFrame:
+    """All 10 000 official measures, from the shared reference folder (CI has it)."""
+    if not FULL_CSV.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference table missing in CI: {FULL_CSV}")
+        pytest.skip(f"reference table not found at {FULL_CSV}")
+    return pd.read_csv(FULL_CSV)

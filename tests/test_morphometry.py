@@ -43,6 +43,18 @@ def test_agrees_with_official_release(mnist_test, official_morpho):
     assert r["length"] >= 0.98
 
 
+@pytest.mark.slow
+def test_agrees_with_official_release_all_10000(mnist_test, official_morpho_full):
+    ours = measure(mnist_test[0])
+    official = official_morpho_full
+    r = {c: np.corrcoef(ours[c], official[c])[0, 1] for c in MEASURES}
+    assert r["thickness"] >= 0.995
+    assert np.abs(ours.thickness - official.thickness).mean() <= 0.05
+    for col in ("area", "slant", "width", "height"):
+        assert r[col] >= 0.995, (col, r[col])
+    assert r["length"] >= 0.98
+
+
 @pytest.mark.parametrize("width", [2.0, 3.0, 4.0, 5.0, 6.0])
 def test_thickness_tracks_drawn_width(width):
     images = np.stack(
