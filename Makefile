@@ -14,7 +14,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test test-fast lint bench clean-venv
+.PHONY: repro test test-fast lint bench ui clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_morphometry.py
+	$(BIN)/python benchmarks/bench_train.py
+
+# The MLflow UI on the pipeline's store, reachable from this machine only.
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port $${PORT:-5000}
 
 clean-venv:
 	rm -rf $(VENV)

@@ -87,3 +87,29 @@ def test_console_script_runs(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_sample_writes_grid(tmp_path):
+    import torch
+
+    from latentsteer.model import ModelConfig, MultiHeadVAE, save_model
+
+    torch.manual_seed(0)
+    save_model(MultiHeadVAE(ModelConfig(latent_dim=3, channels=4, hidden=8)), tmp_path / "vae")
+    out = tmp_path / "grid.png"
+    args = ["sample", "--model", str(tmp_path / "vae"), "-n", "10", "--seed", "1"]
+    assert main([*args, "--out", str(out)]) == 0
+    with Image.open(out) as im:
+        width, height = im.size
+    assert width > height > 0  # 4 columns, 3 rows of 56-pixel cells plus padding
+    assert (width, height) == (4 * 58 + 2, 3 * 58 + 2)
+
+
+def test_sample_errors_are_one_line(tmp_path, capsys):
+    assert (
+        main(["sample", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "g.png")]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "is not a model folder" in err and len(err.strip().splitlines()) == 1
+    assert main(["sample", "--model", str(tmp_path), "-n", "0", "--out", "g.png"]) == 1
+    assert "-n must be a positive integer" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,15 +12,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from latentsteer import MEASURES, MorphometryConfig, measure
+from latentsteer.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
     "data": {"limit": 150},
     "labels": {"chunk_size": 64, "workers": 1},
+    "judge": {"epochs": 1, "batch_size": 50},
+    "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
+    "train": {"epochs": 2, "batch_size": 50},
 }
 
 
@@ -70,8 +76,8 @@ def tiny_repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
-    assert "Running stage 'download'" in first.stdout
-    assert "Running stage 'labels'" in first.stdout
+    for stage in ("download", "labels", "train_judge", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in first.stdout, stage
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
         assert list(table.columns) == ["index", "digit", *MEASURES]
@@ -79,22 +85,52 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
         assert table.thickness.between(0.5, 10).all()
         assert set(table.digit) <= set(range(10))
     assert (tiny_repo / "dvc.lock").is_file()
+    model = load_model(tiny_repo / "models" / "vae")
+    assert model.decode(model.sample_prior(3)).shape == (3, 28, 28)
+    report = json.loads((tiny_repo / "reports" / "evaluate.json").read_text())
+    for key in ("digit_accuracy", "thickness_r2", "neg_elbo_nats", "recon_thickness_pearson_r",
+                "judge_accuracy_on_reconstructions"):  # fmt: skip
+        assert key in report, key
+    figures = sorted(p.name for p in (tiny_repo / "reports" / "figures").iterdir())
+    assert figures == ["confusion.png", "latent_traversal.png", "reconstructions.png",
+                       "thickness_pred_vs_measured.png"]  # fmt: skip
+    shown = dvc("metrics", "show", cwd=tiny_repo).stdout
+    assert "reports/evaluate.json" in shown and "digit_accuracy" in shown
 
     second = dvc("repro", cwd=tiny_repo)
     assert "Running stage" not in second.stdout
     assert "up to date" in dvc("status", cwd=tiny_repo).stdout
 
 
-def test_labels_param_change_reruns_labels_only(tiny_repo):
+def test_runs_are_tracked_in_mlflow(tiny_repo):
+    from mlflow.tracking import MlflowClient
+
+    dvc("repro", cwd=tiny_repo)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("latentsteer")
+    runs = client.search_runs([exp.experiment_id])
+    stages = {r.data.tags["stage"] for r in runs}
+    assert {"train_judge", "train", "evaluate"} <= stages
+    train_run = next(r for r in runs if r.data.tags["stage"] == "train")
+    assert train_run.data.params["train.epochs"] == "2"
+    assert len(client.get_metric_history(train_run.info.run_id, "val_recon")) == 2
+    assert train_run.data.tags["git_commit"] and train_run.data.tags["data_hash"]
+    artifacts = [a.path for a in client.list_artifacts(train_run.info.run_id, "model")]
+    assert "model/weights.pt" in artifacts
+
+
+def test_labels_param_change_reruns_dependents_only(tiny_repo):
     dvc("repro", cwd=tiny_repo)
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
     params["labels"]["threshold"] = 0.45
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
     status = dvc("status", cwd=tiny_repo).stdout
-    assert "labels:" in status and "download:" not in status
+    assert "labels:" in status and "download:" not in status and "train_judge:" not in status
     again = dvc("repro", cwd=tiny_repo)
-    assert "Running stage 'labels'" in again.stdout
-    assert "Running stage 'download'" not in again.stdout
+    for stage in ("labels", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in again.stdout, stage
+    for stage in ("download", "train_judge"):
+        assert f"Running stage '{stage}'" not in again.stdout, stage
     # workers is not a dependency: changing it re-runs nothing.
     params["labels"]["workers"] = 2
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
@@ -121,6 +157,27 @@ def test_bad_param_fails_stage_with_one_line(tiny_repo, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1 and "labels.scale must be int; got 'big'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ddp_two_process_fit_meets_single_process_contract(tiny_repo, tmp_path):
+    dvc("repro", cwd=tiny_repo)
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["train"]["nproc"] = 2
+    two = tmp_path / "params.yaml"
+    two.write_text(yaml.safe_dump(params))
+    proc = subprocess.run(
+        [sys.executable, "pipeline/train.py"], cwd=tiny_repo,
+        env={**_env(), "LATENTSTEER_PARAMS": str(two)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model = load_model(tiny_repo / "models" / "vae")
+    z = model.encode(torch.rand(5, 28, 28))
+    assert z.shape == (5, 4) and model.decode(z).shape == (5, 28, 28)
+    assert model.predict(z)["digit"].shape == (5, 10)
+    metrics = json.loads((tiny_repo / "models" / "vae" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and np.isfinite(metrics["val_neg_elbo"])
+    assert "train: 2 epochs" in proc.stdout  # only rank 0 reports
+    assert proc.stdout.count("train: 2 epochs") == 1
 
 
 def test_labels_agree_with_library(tiny_repo):

@@ -3,6 +3,7 @@ and verify the results with independent oracles."""
 
 from latentsteer.datasets import mnist
 from latentsteer.errors import ConfigError, DataSourceError, LatentsteerError
+from latentsteer.model import MultiHeadVAE, load_model
 from latentsteer.morphometry import MEASURES, MorphometryConfig, measure
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "DataSourceError",
     "LatentsteerError",
     "MorphometryConfig",
+    "MultiHeadVAE",
+    "load_model",
     "measure",
     "mnist",
 ]

@@ -28,6 +28,28 @@ def _cmd_measure(args: argparse.Namespace) -> None:
     print(f"measured {len(table)} images -> {args.out}")
 
 
+def _cmd_sample(args: argparse.Namespace) -> None:
+    import math
+
+    import torch
+
+    from latentsteer.model import load_model
+    from latentsteer.plots import save_grid
+
+    if args.n < 1:
+        raise LatentsteerError(f"-n must be a positive integer; got {args.n}")
+    if not args.out.lower().endswith(".png"):
+        raise LatentsteerError(f"--out must end in .png; got {args.out!r}")
+    model = load_model(args.model)
+    cols = math.ceil(math.sqrt(args.n))
+    rows = math.ceil(args.n / cols)
+    with torch.no_grad():
+        images = model.decode(model.sample_prior(args.n, seed=args.seed)).cpu()  # (n, 28, 28)
+    blank = torch.zeros(rows * cols - args.n, 28, 28)  # fill the grid's last row
+    save_grid(torch.cat([images, blank]).reshape(rows, cols, 28, 28), args.out)
+    print(f"sampled {args.n} digits from the prior (seed {args.seed}) -> {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsteer",
@@ -48,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--scale", type=int, default=4, help="upscaling factor")
     m.add_argument("--bound-frac", type=float, default=0.02, help="mass dropped by the box")
     m.set_defaults(func=_cmd_measure)
+
+    s = sub.add_parser("sample", help="decode prior draws of a trained model into a PNG grid")
+    s.add_argument("--model", default="models/vae", help="model folder (default: models/vae)")
+    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("--seed", type=int, default=0, help="seed of the prior draws")
+    s.add_argument("--out", required=True, help="output .png")
+    s.set_defaults(func=_cmd_sample)
     return parser
 
 

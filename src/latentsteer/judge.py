@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from latentsteer.augment import random_shift
 from latentsteer.modelio import read_model_folder, write_model_folder
 
 FORMAT = "latentsteer.Judge/1"
@@ -24,7 +25,7 @@ FORMAT = "latentsteer.Judge/1"
 class JudgeConfig:
     """Training of the judge (mirrors ``params.yaml: judge``)."""
 
-    epochs: int = 6  # passes over the training split
+    epochs: int = 5  # passes over the training split
     batch_size: int = 128  # images per step
     lr: float = 1e-3  # Adam learning rate
     shift: int = 2  # random translation of up to this many pixels (augmentation)
@@ -48,8 +49,10 @@ class Judge(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 7, 7)
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.MaxPool2d(2),  # (B, 64, 7, 7)
             nn.Flatten(), nn.Linear(64 * 49, 128), nn.ReLU(),  # (B, 128)
         )  # fmt: skip
         self.dropout = nn.Dropout(0.3)
@@ -79,15 +82,6 @@ class Judge(nn.Module):
         return torch.cat(parts) if parts else torch.zeros(0, 10)
 
 
-def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
-    """Translate each image by a random whole-pixel offset, filling with background."""
-    if max_shift == 0:
-        return x
-    pad = F.pad(x, (max_shift,) * 4)  # (B, 28+2s, 28+2s)
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=g).tolist()
-    return pad[:, dy : dy + 28, dx : dx + 28]
-
-
 def train_judge(
     images: torch.Tensor, labels: torch.Tensor, cfg: JudgeConfig, device: torch.device,
     progress: bool = True,
@@ -114,7 +108,7 @@ def train_judge(
         batches = perm.split(cfg.batch_size)
         for idx in tqdm(batches, desc=f"judge epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
                         leave=False, mininterval=2.0):  # fmt: skip
-            x = _shift(x_all[idx], cfg.shift, g)
+            x = random_shift(x_all[idx], cfg.shift, g)
             loss = F.cross_entropy(model(x), y_all[idx])
             optim.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,11 +1,13 @@
 """MultiHeadVAE: a convolutional VAE for 28×28 grey images with property heads on its code.
 
-The heads read the latent code ``z``. During training they see the *sampled* code
-``z = mu + sigma * eps``, not the mean: steering later moves codes through the latent space
-and decodes wherever it lands, so a head must be right across each posterior's spread, not
-only at its centre. Training on samples makes the heads smooth over exactly the region the
-decoder is trained to decode. At evaluation and in :meth:`MultiHeadVAE.predict` the caller
-passes whatever code it holds (``encode`` returns posterior means).
+The heads read the latent code ``z``. During training each head's loss is averaged over
+two codes: the *sampled* code ``z = mu + sigma * eps`` and the posterior mean ``mu``.
+Steering later moves codes through the latent space and decodes wherever it lands, so a
+head must be right across each posterior's spread, the very region the decoder is trained
+to decode; the sample teaches that. The mean term keeps the predictions at encoded codes
+sharp (with samples alone the digit head stalls near 98.8% on validation, because the
+noise blurs neighbouring classes). At evaluation and in :meth:`MultiHeadVAE.predict` the
+caller passes whatever code it holds (``encode`` returns posterior means).
 
 Regression targets are standardised inside the model (mean and std of the training column,
 stored as buffers), so losses are on comparable scales; :meth:`predict` returns original
@@ -52,7 +54,7 @@ class HeadSpec:
 
 def default_heads() -> tuple[HeadSpec, ...]:
     return (
-        HeadSpec("digit", "class", "digit", classes=10, weight=20.0),
+        HeadSpec("digit", "class", "digit", classes=10, weight=60.0),
         HeadSpec("thickness", "regression", "thickness", weight=20.0),
         HeadSpec("slant", "regression", "slant", weight=5.0),
         HeadSpec("width", "regression", "width", weight=5.0),

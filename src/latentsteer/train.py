@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from latentsteer.atomic import atomic_file
+from latentsteer.augment import random_shift
 from latentsteer.errors import LatentsteerError
 from latentsteer.model import MultiHeadVAE, bernoulli_nll, gaussian_kl
 from latentsteer.modelio import torch_load_safely
@@ -32,11 +33,12 @@ CHECKPOINT_FORMAT = "latentsteer.train-checkpoint/1"
 class TrainConfig:
     """Optimisation settings (mirrors ``params.yaml: train``)."""
 
-    epochs: int = 10  # passes over the training split
+    epochs: int = 12  # passes over the training split
     batch_size: int = 128  # images per step (per process under DDP)
     lr: float = 2e-3  # Adam learning rate, cosine-decayed to 5% over the run
     beta: float = 1.0  # weight of the KL term
     warmup_epochs: int = 1  # KL weight ramps linearly from 0 to beta over these epochs
+    shift: int = 2  # random whole-pixel translations up to this many pixels (augmentation)
     seed: int = 0  # seeds weights, batch order and sampling noise
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
     nproc: int = 1  # processes; >1 trains with DDP via torchrun
@@ -50,6 +52,8 @@ class TrainConfig:
                 raise ValueError(f"train.{key} must be a positive integer; got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"train.lr must be positive; got {self.lr!r}")
+        if not 0 <= self.shift <= 4:
+            raise ValueError(f"train.shift must be from 0 to 4; got {self.shift!r}")
         if self.beta < 0 or self.warmup_epochs < 0:
             raise ValueError("train.beta and train.warmup_epochs must be >= 0")
         if self.limit is not None and self.limit < 1:
@@ -103,21 +107,32 @@ def dist_info() -> DistInfo:
 
 
 def losses(model: MultiHeadVAE, out, batch_x, batch_t, beta: float) -> dict[str, torch.Tensor]:
-    """All loss terms of one batch, each a scalar; ``total`` is what is minimised."""
+    """All loss terms of one batch, each a scalar; ``total`` is what is minimised.
+
+    Each head's loss is the mean of its loss at the sampled code ``out.z`` and at the
+    posterior mean ``out.mu``: the mean keeps predictions at encoded codes sharp, the sample
+    keeps them right across the spread the decoder is trained on (and steering visits).
+    """
     core = model.module if hasattr(model, "module") else model
     terms = {"recon": bernoulli_nll(out.logits, batch_x).mean()}
     terms["kl"] = gaussian_kl(out.mu, out.logvar).mean()
     total = terms["recon"] + beta * terms["kl"]
+    at_mean = core.head_outputs(out.mu) if out.z is not out.mu else out.heads
     for h in core.config.heads:
-        pred = out.heads[h.name]
-        if h.kind == "class":
-            loss = F.cross_entropy(pred, batch_t[h.name])
-        else:
-            loss = F.mse_loss(pred, core.standardise(h.name, batch_t[h.name]))
+        loss = 0.5 * (
+            _head_loss(core, h, out.heads[h.name], batch_t[h.name])
+            + _head_loss(core, h, at_mean[h.name], batch_t[h.name])
+        )
         terms[f"head_{h.name}"] = loss
         total = total + h.weight * loss
     terms["total"] = total
     return terms
+
+
+def _head_loss(model: MultiHeadVAE, head, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if head.kind == "class":
+        return F.cross_entropy(pred, target)
+    return F.mse_loss(pred, model.standardise(head.name, target))
 
 
 @torch.no_grad()
@@ -247,7 +262,7 @@ def fit(
             disable=not (progress and info.is_main), leave=False, mininterval=2.0,
         )  # fmt: skip
         for idx in bar:
-            x = train.images[idx]
+            x = random_shift(train.images[idx], cfg.shift, g)
             t = {k: v[idx] for k, v in train.targets.items()}
             done = epoch + n_batches / steps_per_epoch  # epochs completed, fractional
             ramp = min(1.0, done / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0
