@@ -3,6 +3,9 @@ release, correctness off the training distribution, and defined results at the e
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,3 +198,18 @@ def test_bad_config_is_rejected(kwargs, message):
 def test_bad_worker_count_is_rejected():
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         measure(np.zeros((1, 28, 28), np.uint8), workers=0)
+
+
+def test_unguarded_script_fails_clearly_instead_of_hanging(tmp_path, mnist_test):
+    np.save(tmp_path / "x.npy", mnist_test[0][:1100])
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\nfrom latentsteer import measure\n"
+        f"measure(np.load({str(tmp_path / 'x.npy')!r}), workers=2)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode != 0
+    assert "worker processes died while starting" in proc.stderr
+    assert "if __name__ == '__main__':" in proc.stderr

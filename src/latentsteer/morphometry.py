@@ -39,6 +39,8 @@ import functools
 import multiprocessing
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,7 @@ from scipy import ndimage
 from skimage import morphology, transform
 from tqdm.auto import tqdm
 
+from latentsteer.errors import LatentsteerError
 from latentsteer.morpho_reference import (
     MEASURES,
     MEDIAL_AXIS_SEED,
@@ -356,6 +359,8 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
 
 
 def _worker_count(workers: int | None, n_images: int) -> int:
+    if multiprocessing.parent_process() is not None:
+        return 1  # already inside a worker: never nest pools
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if workers < 1:
@@ -374,7 +379,8 @@ def measure(
     Args:
         images: ``(n, H, W)`` uint8 in [0, 255] or float in [0, 1] (numpy or torch).
         workers: processes to use; ``None`` means one per available core. Small batches run in
-            this process whatever the value.
+            this process whatever the value. Workers are spawned, so a script that calls this
+            with more than one worker needs the usual ``if __name__ == "__main__":`` guard.
         config: threshold, scale, parallelogram fraction and chunk size.
         progress: show a progress bar; ``None`` shows one for batches over 2 000 images.
 
@@ -401,15 +407,22 @@ def measure(
     else:
         # Spawned workers with one BLAS thread each: forked OpenBLAS pools can deadlock, and
         # the chunks already keep every core busy.
+        # A pool whose workers die (a script without a __main__ guard re-runs itself in each
+        # spawned worker) must fail, not respawn them forever: hence the executor, not Pool.
         ctx = multiprocessing.get_context("spawn")
         saved = {k: os.environ.get(k) for k in _THREAD_VARS}
         os.environ.update({k: "1" for k in _THREAD_VARS})
         try:
-            with ctx.Pool(n_workers) as pool:
+            with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
                 work = functools.partial(_measure_chunk, cfg=cfg)
-                for part, res in zip(parts, pool.imap(work, parts), strict=True):
+                for part, res in zip(parts, pool.map(work, parts), strict=True):
                     results.append(res)
                     bar.update(len(part))
+        except BrokenProcessPool:
+            raise LatentsteerError(
+                "measure(): worker processes died while starting. From a script, call it under "
+                "`if __name__ == '__main__':`, or pass workers=1"
+            ) from None
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -170,7 +170,9 @@ def config_digest(model_cfg: object, cfg: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def save_checkpoint(path: Path, model, optim, epoch: int, history: list, digest: str) -> None:
+def save_checkpoint(
+    path: Path, model, optim, sched, epoch: int, history: list, digest: str
+) -> None:
     core = model.module if hasattr(model, "module") else model
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -178,6 +180,7 @@ def save_checkpoint(path: Path, model, optim, epoch: int, history: list, digest:
         "epoch": epoch,
         "model": core.state_dict(),
         "optim": optim.state_dict(),
+        "sched": sched.state_dict(),
         "history": json.dumps(history),
     }
     with atomic_file(path) as tmp:
@@ -241,10 +244,9 @@ def fit(
         state = load_checkpoint(checkpoint, digest)
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
         history = json.loads(state["history"])
         start_epoch = int(state["epoch"]) + 1
-        for _ in range(start_epoch * steps_per_epoch):
-            sched.step()
     net: torch.nn.Module = model
     if info.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -280,7 +282,7 @@ def fit(
             row["epoch"] = epoch + 1
             history.append(row)
             if checkpoint is not None:
-                save_checkpoint(checkpoint, model, optim, epoch, history, digest)
+                save_checkpoint(checkpoint, model, optim, sched, epoch, history, digest)
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
         if info.world > 1:
