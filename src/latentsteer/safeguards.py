@@ -1,0 +1,100 @@
+"""Manifold safeguards: keep steered codes where the decoder has learned to draw digits.
+
+Gradient ascent on a head's prediction happily walks to codes the decoder never saw in
+training, where the heads' predictions mean nothing (the predicted thickness rises, the
+drawn digit does not thicken). Each safeguard here is switchable and weighted, and each
+also gives a per-sample score so its effect can be measured:
+
+* :class:`PriorPenalty` — −log p(z) under the standard-normal prior (up to a constant):
+  ``‖z‖² / 2``. With ``radius`` it also projects codes back into the ball ``‖z‖ ≤ radius``
+  after every step (a trust region).
+* :class:`KNNDensity` — mean distance to the ``k`` nearest encoded training codes: low where
+  the aggregated posterior has mass.
+* :class:`CycleConsistency` — ``‖E(D(z)) − z‖²``: a code the encoder maps back to itself
+  decodes to an image that looks like the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from latentsteer.model import MultiHeadVAE
+
+
+@dataclass
+class PriorPenalty:
+    """−log N(z; 0, I) + const, and optionally a trust-region projection."""
+
+    weight: float = 0.05  # multiplies ‖z‖²/2 in the objective
+    radius: float | None = None  # project into ‖z‖ ≤ radius after each step; None = off
+    name: str = "prior"
+
+    def score(self, model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` −log p(z) + const (lower is more typical)."""
+        return 0.5 * z.pow(2).sum(dim=1)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        if self.radius is None:
+            return z
+        norm = z.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return z * (self.radius / norm).clamp(max=1.0)
+
+
+@dataclass
+class KNNDensity:
+    """Mean Euclidean distance to the ``k`` nearest training codes (posterior means)."""
+
+    codes: torch.Tensor  # (m, d) encoded training images
+    k: int = 10
+    weight: float = 0.5
+    name: str = "knn"
+
+    def __post_init__(self) -> None:
+        if self.codes.ndim != 2 or len(self.codes) < self.k:
+            raise ValueError(f"knn safeguard needs at least k={self.k} codes of shape (m, d)")
+
+    def score(self, model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` mean distance to the k nearest training codes."""
+        dist = torch.cdist(z, self.codes.to(z.device))  # (n, m)
+        return dist.topk(self.k, dim=1, largest=False).values.mean(dim=1)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+@dataclass
+class CycleConsistency:
+    """Squared distance between a code and the encoding of its decoded image."""
+
+    weight: float = 0.5
+    name: str = "cycle"
+
+    def score(self, model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` ‖E(D(z)) − z‖²."""
+        mu, _ = model.posterior(torch.sigmoid(model.decode_logits(z)))
+        return (mu - z).pow(2).sum(dim=1)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+Safeguard = PriorPenalty | KNNDensity | CycleConsistency
+
+
+def penalty(model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard]) -> torch.Tensor:
+    """``(n,)`` weighted sum of the safeguards' scores (subtracted from the objective)."""
+    total = torch.zeros(len(z), device=z.device)
+    for g in guards:
+        if g.weight:
+            total = total + g.weight * g.score(model, z)
+    return total
+
+
+@torch.no_grad()
+def manifold_scores(
+    model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard]
+) -> dict[str, torch.Tensor]:
+    """Every safeguard's per-sample score at ``z``, whether or not it was switched on."""
+    return {g.name: g.score(model, z) for g in guards}

@@ -1,0 +1,200 @@
+"""Batched latent gradient ascent: move n codes at once towards their goals.
+
+All codes move together in one tensor program (on the model's device). Samples are
+independent: the loss is the sum of per-sample objectives, so each code gets exactly the
+gradient of its own objective. A sample that meets a stop rule is frozen — its gradient is
+zeroed and its code restored after the optimiser step, so Adam's momentum cannot drift it —
+while the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from latentsteer.model import MultiHeadVAE
+from latentsteer.objectives import BoundGoal, Goal, combine
+from latentsteer.safeguards import Safeguard, manifold_scores, penalty
+
+
+@dataclass
+class StopRule:
+    """Per-sample stop rules besides the step budget (each ``None``/``False`` to switch off)."""
+
+    when_satisfied: bool = True  # stop once every goal that can be satisfied is
+    grad_tol: float | None = 1e-5  # stop when the code's gradient norm falls below this
+    patience: int | None = None  # stop after this many steps without improving the objective
+    min_delta: float = 1e-4  # what counts as an improvement, for patience
+
+
+@dataclass
+class SteerResult:
+    """What :func:`steer` returns.
+
+    Attributes:
+        z: ``(T+1, n, d)`` the path of every code (CPU); frozen samples repeat their code.
+        predicted: head name → ``(T+1, n)`` values, or ``(T+1, n, k)`` class probabilities.
+        scores: goal label → ``(T+1, n)`` that goal's score along the path.
+        objective: ``(T+1, n)`` the combined objective (safeguard penalties included).
+        manifold: safeguard name → ``(n,)`` its score at the final codes.
+        stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``.
+        stop_step: ``(n,)`` the step each sample stopped at.
+        wall_seconds: time spent in the ascent.
+    """
+
+    z: torch.Tensor
+    predicted: dict[str, torch.Tensor]
+    scores: dict[str, torch.Tensor]
+    objective: torch.Tensor
+    manifold: dict[str, torch.Tensor]
+    stop_reason: list[str]
+    stop_step: torch.Tensor
+    wall_seconds: float
+    model: MultiHeadVAE = field(repr=False)
+    _images: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """``(T+1, n, 28, 28)`` the decoded path, in [0, 1] (computed once, on demand)."""
+        if self._images is None:
+            with torch.no_grad():
+                flat = self.z.reshape(-1, self.z.shape[-1]).to(self.model.device)
+                parts = [self.model.decode(b).cpu() for b in flat.split(4096)]
+            self._images = torch.cat(parts).reshape(*self.z.shape[:2], 28, 28)
+        return self._images
+
+    @property
+    def final_images(self) -> torch.Tensor:
+        """``(n, 28, 28)`` the decoded final codes."""
+        return self.images[-1]
+
+
+def _bind(goals: list[Goal | BoundGoal], model: MultiHeadVAE, z0: torch.Tensor) -> list[BoundGoal]:
+    bound = [g.bind(model, z0) if isinstance(g, Goal) else g for g in goals]
+    if not bound:
+        raise ValueError("steer() needs at least one goal")
+    return bound
+
+
+def steer(
+    model: MultiHeadVAE,
+    start: torch.Tensor,
+    goals: list[Goal | BoundGoal],
+    *,
+    steps: int = 200,
+    lr: float = 0.05,
+    optimizer: Literal["adam", "sgd"] = "adam",
+    safeguards: list[Safeguard] | None = None,
+    stop: StopRule | None = None,
+    penalty_weight: float = 10.0,
+    seed: int = 0,
+) -> SteerResult:
+    """Steer codes by gradient ascent on the model's heads.
+
+    Args:
+        model: a trained model (put in eval mode here).
+        start: ``(n, d)`` starting codes (prior draws, encoded images, ...).
+        goals: declared goals (bound here to ``model`` and ``start``) or bound ones.
+        steps: largest number of optimiser steps.
+        lr: step size.
+        optimizer: ``adam`` or ``sgd``.
+        safeguards: manifold safeguards; their weighted scores are subtracted from the
+            objective, and their projections applied after each step.
+        stop: per-sample stop rules.
+        penalty_weight: weight of the quadratic penalty on violated constraints.
+        seed: seeds anything random in the ascent (kept for reproducibility of callers that
+            add noise; plain ascent is deterministic).
+
+    Returns:
+        A :class:`SteerResult`.
+
+    Raises:
+        ValueError: bad shapes, NaNs, unknown goals or settings.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be a positive integer; got {steps}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive; got {lr}")
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be adam or sgd; got {optimizer!r}")
+    torch.manual_seed(seed)
+    model.eval()
+    guards = safeguards or []
+    rules = stop or StopRule()
+    z0 = model._as_codes(start).detach()  # validates shape and finiteness
+    bound = _bind(list(goals), model, z0)
+    objective_of = combine(bound, penalty=penalty_weight)
+    # "Every goal satisfied" can only happen when no goal is open-ended (max/min).
+    can_finish = all(g.satisfied is not None for g in bound)
+
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr) if optimizer == "adam" else torch.optim.SGD([z], lr=lr)
+    n = len(z)
+    active = torch.ones(n, dtype=torch.bool, device=z.device)
+    stop_step = torch.full((n,), steps, dtype=torch.long)
+    reason = ["steps"] * n
+    best = torch.full((n,), -float("inf"), device=z.device)
+    since_best = torch.zeros(n, dtype=torch.long, device=z.device)
+    path, preds, scores, objs = [], [], {g.label: [] for g in bound}, []
+
+    def freeze(mask: torch.Tensor, why: str, t: int) -> None:
+        for i in torch.nonzero(mask & active).flatten().tolist():
+            reason[i] = why
+            stop_step[i] = t
+        active.logical_and_(~mask)
+
+    start_time = time.perf_counter()
+    for t in range(steps + 1):
+        pred = model.predict(z)
+        obj = objective_of(pred) - penalty(model, z, guards)  # (n,)
+        path.append(z.detach().cpu().clone())
+        preds.append({k: v.detach().cpu() for k, v in pred.items()})
+        objs.append(obj.detach().cpu())
+        for g in bound:
+            scores[g.label].append(g.score(pred).detach().cpu())
+        if t == steps:
+            break
+        with torch.no_grad():
+            if rules.when_satisfied and can_finish:
+                ok = torch.ones(n, dtype=torch.bool, device=z.device)
+                for g in bound:
+                    ok &= g.satisfied(pred)  # type: ignore[misc]
+                freeze(ok, "satisfied", t)
+            if rules.patience is not None:
+                improved = obj > best + rules.min_delta
+                best = torch.where(improved, obj, best)
+                since_best = torch.where(improved, 0, since_best + 1)
+                freeze(since_best >= rules.patience, "patience", t)
+        if not active.any():
+            break
+        # Gradient with respect to the codes only: the model's weights collect nothing.
+        (grad,) = torch.autograd.grad(-(obj * active).sum(), z)
+        z.grad = grad
+        with torch.no_grad():
+            if rules.grad_tol is not None:
+                freeze(z.grad.norm(dim=1) < rules.grad_tol, "grad", t)
+            z.grad[~active] = 0.0
+            before = z.detach().clone()
+        opt.step()
+        with torch.no_grad():
+            moved = before.clone()
+            moved[active] = z[active]
+            for g in guards:
+                moved[active] = g.project(moved[active])
+            z.copy_(moved)
+    wall = time.perf_counter() - start_time
+    final = z.detach()
+    return SteerResult(
+        z=torch.stack(path),
+        predicted={k: torch.stack([p[k] for p in preds]) for k in preds[0]},
+        scores={k: torch.stack(v) for k, v in scores.items()},
+        objective=torch.stack(objs),
+        manifold={k: v.cpu() for k, v in manifold_scores(model, final, guards).items()},
+        stop_reason=reason,
+        stop_step=stop_step,
+        wall_seconds=wall,
+        model=model,
+    )

@@ -1,0 +1,154 @@
+"""Goals, safeguards and the batched ascent, on a tiny seeded model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
+from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target, combine
+from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty
+from latentsteer.steer import StopRule, steer
+
+HEADS = (
+    HeadSpec("digit", "class", "digit", classes=10),
+    HeadSpec("thickness", "regression", "thickness"),
+)
+
+
+@pytest.fixture
+def model() -> MultiHeadVAE:
+    torch.manual_seed(0)
+    m = MultiHeadVAE(ModelConfig(latent_dim=4, channels=4, hidden=16, head_hidden=16, heads=HEADS))
+    m.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})  # mean 2.5
+    return m.eval()
+
+
+@pytest.mark.parametrize(
+    ("goal", "message"),
+    [
+        (Maximize("colour"), "unknown property 'colour'; this model has digit, thickness"),
+        (Maximize("digit"), "'digit' is a class head; use Class/Keep"),
+        (Class("thickness", 3), "'thickness' is a regression head"),
+        (Class("digit", 10), "classes run from 0 to 9"),
+        (Target("thickness", 40.0), "thickness=40 is impossible for this model"),
+        (Target("thickness", 3.0, tol=0), "tolerance must be positive"),
+        (Keep("colour"), "unknown property 'colour'"),
+    ],
+)
+def test_bad_goals_get_clear_errors(model, goal, message):
+    with pytest.raises(ValueError, match=message):
+        goal.bind(model, torch.zeros(2, 4))
+
+
+def test_goal_scores_and_satisfaction(model):
+    z = torch.randn(5, 4)
+    pred = model.predict(z)
+    value = pred["thickness"].detach()
+    target = Target("thickness", 2.5, tol=0.2).bind(model, z)
+    sd = float(model.target_std[1])
+    torch.testing.assert_close(target.score(pred), -(((value - 2.5).abs() / sd) ** 2))
+    assert torch.equal(target.satisfied(pred), (value - 2.5).abs() <= 0.2)
+    assert (target.violation(pred) >= 0).all()
+    up = Increase("thickness", by=0.5).bind(model, z)
+    assert not up.satisfied(pred).any()  # nothing has risen yet
+    torch.testing.assert_close(up.violation(pred), torch.full((5,), 0.5 / sd))
+    keep = Keep("digit").bind(model, z)
+    start_class = pred["digit"].argmax(1)
+    torch.testing.assert_close(
+        keep.score(pred), pred["digit"].gather(1, start_class[:, None]).squeeze(1).log()
+    )
+    assert Maximize("thickness").bind(model, z).satisfied is None
+    # A bound goal is a plain objective z (n, d) -> (n,).
+    assert Minimize("thickness").bind(model, z)(z).shape == (5,)
+
+
+def test_constraints_enter_only_when_violated(model):
+    z = torch.randn(6, 4)
+    pred = model.predict(z)
+    keep = Keep("thickness", tol=100.0).bind(model, z)  # always satisfied
+    obj = Maximize("thickness").bind(model, z)
+    torch.testing.assert_close(combine([obj, keep])(pred), combine([obj])(pred))
+    tight = Keep("thickness", tol=1e-6).bind(model, z + 1.0)  # start elsewhere: violated
+    assert (combine([obj, tight])(pred) <= combine([obj])(pred)).all()
+
+
+def test_batched_equals_one_at_a_time(model):
+    z0 = torch.randn(3, 4)
+    goals = [Increase("thickness", by=0.3), Keep("digit")]
+    batch = steer(model, z0, goals, steps=30, lr=0.05)
+    for i in range(3):
+        alone = steer(model, z0[i : i + 1], goals, steps=30, lr=0.05)
+        torch.testing.assert_close(alone.z[-1, 0], batch.z[-1, i], atol=1e-5, rtol=1e-5)
+        assert alone.stop_reason[0] == batch.stop_reason[i]
+
+
+def test_maximize_raises_prediction_and_records_path(model):
+    z0 = torch.randn(4, 4)
+    res = steer(model, z0, [Maximize("thickness")], steps=25, lr=0.1, stop=StopRule(grad_tol=None))
+    assert res.z.shape == (26, 4, 4)
+    assert res.predicted["thickness"].shape == (26, 4)
+    assert res.predicted["digit"].shape == (26, 4, 10)
+    assert res.scores["thickness=max"].shape == (26, 4)
+    assert (res.predicted["thickness"][-1] > res.predicted["thickness"][0]).all()
+    assert res.stop_reason == ["steps"] * 4 and res.stop_step.tolist() == [25] * 4
+    assert res.images.shape == (26, 4, 28, 28)
+    torch.testing.assert_close(res.z[0], z0)
+    assert all(p.grad is None for p in model.parameters())  # only codes moved
+
+
+def test_satisfied_samples_freeze_while_others_go_on(model):
+    z0 = torch.randn(2, 4)
+    now = model.predict(z0)["thickness"].detach()
+    # Sample 0 already sits at the target; sample 1 starts outside the (tight) tolerance.
+    tol = float((now[1] - now[0]).abs()) / 4
+    goals = [Target("thickness", float(now[0]), tol=tol)]
+    res = steer(model, z0, goals, steps=40, lr=0.05)
+    assert res.stop_reason[0] == "satisfied" and res.stop_step[0] == 0
+    assert torch.equal(res.z[-1, 0], z0[0])  # frozen: Adam's momentum never moved it
+    assert not torch.equal(res.z[-1, 1], z0[1])
+
+
+def test_patience_stops_a_stalled_sample(model):
+    res = steer(model, torch.randn(2, 4), [Maximize("thickness")], steps=60, lr=1e-9,
+                stop=StopRule(grad_tol=None, patience=5, min_delta=1e-3))  # fmt: skip
+    assert res.stop_reason == ["patience", "patience"]
+    assert (res.stop_step <= 6).all()
+
+
+def test_safeguards(model):
+    z = torch.randn(5, 4) * 3
+    prior = PriorPenalty(radius=1.5)
+    assert (prior.project(z).norm(dim=1) <= 1.5 + 1e-5).all()
+    torch.testing.assert_close(prior.score(model, z), 0.5 * z.pow(2).sum(1))
+    codes = torch.randn(50, 4)
+    knn = KNNDensity(codes, k=1)
+    torch.testing.assert_close(knn.score(model, codes[:3]), torch.zeros(3))
+    assert (CycleConsistency().score(model, z) >= 0).all()
+    res = steer(model, z, [Maximize("thickness")], steps=10, safeguards=[prior, knn])
+    assert (res.z[-1].norm(dim=1) <= 1.5 + 1e-4).all()
+    assert set(res.manifold) == {"prior", "knn"} and res.manifold["knn"].shape == (5,)
+    with pytest.raises(ValueError, match="at least k=10 codes"):
+        KNNDensity(torch.randn(3, 4))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"optimizer": "lbfgs"}, "optimizer must be adam or sgd"),
+    ],
+)
+def test_bad_settings(model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        steer(model, torch.zeros(1, 4), [Maximize("thickness")], **kwargs)
+
+
+def test_bad_start_codes(model):
+    with pytest.raises(ValueError, match=r"z must have shape \(n, 4\)"):
+        steer(model, torch.zeros(2, 3), [Maximize("thickness")])
+    with pytest.raises(ValueError, match="NaN"):
+        steer(model, torch.full((1, 4), float("nan")), [Maximize("thickness")])
+    with pytest.raises(ValueError, match="at least one goal"):
+        steer(model, torch.zeros(1, 4), [])
