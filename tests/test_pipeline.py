@@ -102,6 +102,15 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     assert "up to date" in dvc("status", cwd=tiny_repo).stdout
 
 
+def test_forced_retrain_is_byte_identical(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    folder = tiny_repo / "models" / "vae"
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    dvc("repro", "-f", "-s", "train", cwd=tiny_repo)
+    after = {f.name: f.read_bytes() for f in folder.iterdir()}
+    assert before == after  # same params, same bytes (weights, config and metrics)
+
+
 def test_runs_are_tracked_in_mlflow(tiny_repo):
     from mlflow.tracking import MlflowClient
 
