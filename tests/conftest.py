@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from latentsteer.datasets import mnist
+from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
 
 REPO = Path(__file__).resolve().parents[1]
 EXCERPT_CSV = Path(__file__).parent / "data" / "original-t10k-morpho-first400.csv"
@@ -37,3 +39,20 @@ def official_morpho_full() -> pd.DataFrame:
             pytest.fail(f"reference table missing in CI: {FULL_CSV}")
         pytest.skip(f"reference table not found at {FULL_CSV}")
     return pd.read_csv(FULL_CSV)
+
+
+TINY_HEADS = (
+    HeadSpec("digit", "class", "digit", classes=10),
+    HeadSpec("thickness", "regression", "thickness"),
+)
+
+
+def tiny_model(latent_dim: int = 4, head_hidden: int = 16) -> MultiHeadVAE:
+    """A seeded, untrained model with a digit and a thickness head (training mean 2.5)."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        latent_dim=latent_dim, channels=4, hidden=16, head_hidden=head_hidden, heads=TINY_HEADS
+    )
+    model = MultiHeadVAE(config)
+    model.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})
+    return model.eval()

@@ -6,22 +6,15 @@ import pickle
 
 import pytest
 import torch
+from conftest import TINY_HEADS, tiny_model
 
 from latentsteer.errors import LatentsteerError
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, load_model, save_model
 
-HEADS = (
-    HeadSpec("digit", "class", "digit", classes=10),
-    HeadSpec("thickness", "regression", "thickness"),
-)
-
 
 @pytest.fixture
 def model() -> MultiHeadVAE:
-    torch.manual_seed(0)
-    m = MultiHeadVAE(ModelConfig(latent_dim=6, channels=4, hidden=16, head_hidden=8, heads=HEADS))
-    m.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})
-    return m.eval()
+    return tiny_model(latent_dim=6, head_hidden=8)
 
 
 def test_contract_shapes_and_ranges(model):
@@ -111,7 +104,7 @@ def test_damaged_or_foreign_folder_gets_one_line(model, tmp_path, damage, messag
 def test_weights_that_do_not_fit_config(model, tmp_path):
     save_model(model, tmp_path / "a")
     other = MultiHeadVAE(
-        ModelConfig(latent_dim=3, channels=4, hidden=16, head_hidden=8, heads=HEADS)
+        ModelConfig(latent_dim=3, channels=4, hidden=16, head_hidden=8, heads=TINY_HEADS)
     )
     save_model(other, tmp_path / "b")
     (tmp_path / "a" / "weights.pt").write_bytes((tmp_path / "b" / "weights.pt").read_bytes())
@@ -135,4 +128,4 @@ def test_bad_head_spec(kwargs, message):
 
 def test_duplicate_head_names_rejected():
     with pytest.raises(ValueError, match="names must be unique"):
-        ModelConfig(heads=(HEADS[0], HEADS[0]))
+        ModelConfig(heads=(TINY_HEADS[0], TINY_HEADS[0]))

@@ -5,26 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 
 from latentsteer import oracles
 from latentsteer.baselines import data_space_ascent
 from latentsteer.judge import Judge
-from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
+from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Keep, Maximize
 from latentsteer.starts import parse_start
-
-HEADS = (
-    HeadSpec("digit", "class", "digit", classes=10),
-    HeadSpec("thickness", "regression", "thickness"),
-)
 
 
 @pytest.fixture
 def model() -> MultiHeadVAE:
-    torch.manual_seed(0)
-    m = MultiHeadVAE(ModelConfig(latent_dim=4, channels=4, hidden=16, head_hidden=16, heads=HEADS))
-    m.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})
-    return m.eval()
+    return tiny_model()
 
 
 def test_frechet_distance_properties():

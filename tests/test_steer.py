@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_model
 
-from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
+from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target, combine
 from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty
 from latentsteer.steer import StopRule, steer
 
-HEADS = (
-    HeadSpec("digit", "class", "digit", classes=10),
-    HeadSpec("thickness", "regression", "thickness"),
-)
-
 
 @pytest.fixture
 def model() -> MultiHeadVAE:
-    torch.manual_seed(0)
-    m = MultiHeadVAE(ModelConfig(latent_dim=4, channels=4, hidden=16, head_hidden=16, heads=HEADS))
-    m.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})  # mean 2.5
-    return m.eval()
+    return tiny_model()
 
 
 @pytest.mark.parametrize(

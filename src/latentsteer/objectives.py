@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -95,24 +96,23 @@ class Maximize(Goal):
     weight: float = 1.0
     constraint: bool = False
 
+    _sign: ClassVar[float] = 1.0
+    _word: ClassVar[str] = "max"
+
     def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
         _, sd = _scale(model, self._head(model, self.prop, "regression"))
+        sign = self._sign
         zero = lambda p: torch.zeros_like(p[self.prop])  # noqa: E731
-        return self._bound(model, f"{self.prop}=max", lambda p: p[self.prop] / sd, None, zero)
+        score = lambda p: sign * p[self.prop] / sd  # noqa: E731
+        return self._bound(model, f"{self.prop}={self._word}", score, None, zero)
 
 
 @dataclass
-class Minimize(Goal):
+class Minimize(Maximize):
     """Push a regression property down (open-ended)."""
 
-    prop: str
-    weight: float = 1.0
-    constraint: bool = False
-
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
-        _, sd = _scale(model, self._head(model, self.prop, "regression"))
-        zero = lambda p: torch.zeros_like(p[self.prop])  # noqa: E731
-        return self._bound(model, f"{self.prop}=min", lambda p: -p[self.prop] / sd, None, zero)
+    _sign: ClassVar[float] = -1.0
+    _word: ClassVar[str] = "min"
 
 
 @dataclass
