@@ -115,6 +115,20 @@ class Minimize(Maximize):
     _word: ClassVar[str] = "min"
 
 
+def _band_goal(
+    goal: Goal, model: MultiHeadVAE, prop: str, center: float | torch.Tensor, tol: float,
+    sd: float, label: str,
+) -> BoundGoal:  # fmt: skip
+    """Shared scoring of Target and Keep on a regression head: stay within ``center ± tol``."""
+    gap = lambda p: (p[prop] - center).abs()  # noqa: E731
+    return goal._bound(
+        model, label,
+        lambda p: -((gap(p) / sd) ** 2),
+        lambda p: gap(p) <= tol,
+        lambda p: (gap(p) - tol).clamp_min(0) / sd,
+    )  # fmt: skip
+
+
 @dataclass
 class Target(Goal):
     """Bring a regression property to ``value`` ± ``tol`` (original units)."""
@@ -135,13 +149,9 @@ class Target(Goal):
             )
         if self.tol <= 0:
             raise ValueError(f"tolerance must be positive; got {self.tol}")
-        gap = lambda p: (p[self.prop] - self.value).abs()  # noqa: E731
-        return self._bound(
-            model, f"{self.prop}={self.value:g}",
-            lambda p: -((gap(p) / sd) ** 2),
-            lambda p: gap(p) <= self.tol,
-            lambda p: (gap(p) - self.tol).clamp_min(0) / sd,
-        )  # fmt: skip
+        return _band_goal(
+            self, model, self.prop, self.value, self.tol, sd, f"{self.prop}={self.value:g}"
+        )
 
 
 @dataclass
@@ -221,15 +231,8 @@ class Keep(Goal):
         if model.head_spec(self.head).kind == "class":
             label = f"{self.head}=keep"
             return _class_goal(self, model, self.head, start.argmax(1), label, self.confidence)
-        i = model.head_names.index(self.head)
-        _, sd = _scale(model, i)
-        gap = lambda p: (p[self.head] - start).abs()  # noqa: E731
-        return self._bound(
-            model, f"{self.head}=keep",
-            lambda p: -((gap(p) / sd) ** 2),
-            lambda p: gap(p) <= self.tol,
-            lambda p: (gap(p) - self.tol).clamp_min(0) / sd,
-        )  # fmt: skip
+        _, sd = _scale(model, model.head_names.index(self.head))
+        return _band_goal(self, model, self.head, start, self.tol, sd, f"{self.head}=keep")
 
 
 def combine(goals: list[BoundGoal], penalty: float = 10.0) -> Callable[[Predictions], torch.Tensor]:
