@@ -11,6 +11,7 @@ import torch
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE, bernoulli_nll, gaussian_kl
 from latentsteer.morphometry import measure
+from latentsteer.train import head_metrics
 
 
 @dataclass
@@ -31,10 +32,6 @@ class Evaluation:
     predictions: dict[str, np.ndarray]
     recon_thickness: np.ndarray
     judge_on_recon: np.ndarray
-
-
-def r2(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(1.0 - np.mean((pred - truth) ** 2) / np.var(truth))
 
 
 @torch.no_grad()
@@ -81,18 +78,17 @@ def evaluate(
         "kl_nats": float(kl_t.mean()),
         "n_images": float(len(images)),
     }
-    preds: dict[str, np.ndarray] = {}
-    for h in model.config.heads:
-        p = model.predict(mu)[h.name].cpu().numpy()
-        truth = labels[h.column].to_numpy()
-        ok = ~np.isnan(truth.astype(float))
-        if h.kind == "class":
-            preds[h.name] = p.argmax(1)
-            metrics[f"{h.name}_accuracy"] = float(np.mean(preds[h.name][ok] == truth[ok]))
-        else:
-            preds[h.name] = p
-            metrics[f"{h.name}_r2"] = r2(p[ok], truth[ok])
-            metrics[f"{h.name}_mae"] = float(np.mean(np.abs(p[ok] - truth[ok])))
+    predicted = model.predict(mu)
+    truth = {
+        h.name: torch.as_tensor(labels[h.column].to_numpy(dtype=float)) for h in model.config.heads
+    }
+    metrics.update(head_metrics(model, predicted, truth))
+    preds = {
+        h.name: predicted[h.name].cpu().numpy().argmax(1)
+        if h.kind == "class"
+        else predicted[h.name].cpu().numpy()
+        for h in model.config.heads
+    }
     digits = labels["digit"].to_numpy()
     judge_recon = judge.probabilities(recon).argmax(1).cpu().numpy()
     metrics["judge_accuracy_on_originals"] = float(

@@ -180,7 +180,7 @@ def steer(
             before = z.detach().clone()
         opt.step()
         with torch.no_grad():
-            moved = before.clone()
+            moved = before  # already a copy: frozen rows keep their pre-step code
             moved[active] = z[active]
             for g in guards:
                 moved[active] = g.project(moved[active])

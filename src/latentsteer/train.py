@@ -113,15 +113,14 @@ def losses(model: MultiHeadVAE, out, batch_x, batch_t, beta: float) -> dict[str,
     posterior mean ``out.mu``: the mean keeps predictions at encoded codes sharp, the sample
     keeps them right across the spread the decoder is trained on (and steering visits).
     """
-    core = model.module if hasattr(model, "module") else model
     terms = {"recon": bernoulli_nll(out.logits, batch_x).mean()}
     terms["kl"] = gaussian_kl(out.mu, out.logvar).mean()
     total = terms["recon"] + beta * terms["kl"]
-    at_mean = core.head_outputs(out.mu) if out.z is not out.mu else out.heads
-    for h in core.config.heads:
+    at_mean = model.head_outputs(out.mu) if out.z is not out.mu else out.heads
+    for h in model.config.heads:
         loss = 0.5 * (
-            _head_loss(core, h, out.heads[h.name], batch_t[h.name])
-            + _head_loss(core, h, at_mean[h.name], batch_t[h.name])
+            _head_loss(model, h, out.heads[h.name], batch_t[h.name])
+            + _head_loss(model, h, at_mean[h.name], batch_t[h.name])
         )
         terms[f"head_{h.name}"] = loss
         total = total + h.weight * loss
@@ -151,11 +150,29 @@ def evaluate_split(model: MultiHeadVAE, data: Dataset, batch_size: int = 1000) -
     n = len(data)
     metrics = {"recon": sums["recon"] / n, "kl": sums["kl"] / n}
     metrics["neg_elbo"] = metrics["recon"] + metrics["kl"]
+    predictions = {name: torch.cat(parts) for name, parts in preds.items()}
+    metrics.update(head_metrics(model, predictions, data.targets))
+    return metrics
+
+
+def head_metrics(
+    model: MultiHeadVAE, predictions: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """Accuracy of class heads, R² and MAE of regression heads (original units).
+
+    Args:
+        predictions: head name → ``(n, k)`` probabilities or ``(n,)`` values, as ``predict``.
+        targets: head name → ``(n,)`` true class or value; rows whose target is NaN are
+            left out of that head's metrics.
+    """
+    metrics = {}
     for h in model.config.heads:
-        p = torch.cat(preds[h.name])
-        t = data.targets[h.name]
+        p = predictions[h.name].detach().cpu().double()
+        t = torch.as_tensor(targets[h.name]).detach().cpu().double()
+        ok = torch.isfinite(t)
+        p, t = p[ok], t[ok]
         if h.kind == "class":
-            metrics[f"{h.name}_accuracy"] = (p.argmax(1) == t).float().mean().item()
+            metrics[f"{h.name}_accuracy"] = (p.argmax(1) == t).double().mean().item()
         else:
             resid = p - t
             metrics[f"{h.name}_r2"] = 1.0 - (resid.pow(2).mean() / t.var(unbiased=False)).item()
@@ -173,12 +190,11 @@ def config_digest(model_cfg: object, cfg: TrainConfig) -> str:
 def save_checkpoint(
     path: Path, model, optim, sched, epoch: int, history: list, digest: str
 ) -> None:
-    core = model.module if hasattr(model, "module") else model
     state = {
         "format": CHECKPOINT_FORMAT,
         "digest": digest,
         "epoch": epoch,
-        "model": core.state_dict(),
+        "model": model.state_dict(),
         "optim": optim.state_dict(),
         "sched": sched.state_dict(),
         "history": json.dumps(history),
