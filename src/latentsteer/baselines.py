@@ -9,31 +9,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Goal, combine
-
-
-@dataclass
-class PixelResult:
-    """Data-space ascent outcome.
-
-    Attributes:
-        images: ``(T+1, n, 28, 28)`` the pixel path in [0, 1].
-        predicted: head name → ``(T+1, n)`` or ``(T+1, n, k)`` predictions at the encoded path.
-        wall_seconds: time spent.
-    """
-
-    images: torch.Tensor
-    predicted: dict[str, torch.Tensor]
-    wall_seconds: float
-
-    @property
-    def final_images(self) -> torch.Tensor:
-        return self.images[-1]
+from latentsteer.readout import readout as make_readout
+from latentsteer.steer import SteerResult
 
 
 def data_space_ascent(
@@ -44,7 +27,8 @@ def data_space_ascent(
     steps: int = 200,
     lr: float = 0.01,
     penalty_weight: float = 10.0,
-) -> PixelResult:
+    readout: Literal["code", "cycle", "mixed"] = "code",
+) -> SteerResult:
     """Maximise the goals' combined objective over pixels, scoring ``predict(encode(x))``.
 
     Args:
@@ -54,6 +38,10 @@ def data_space_ascent(
         steps: Adam steps on the pixels.
         lr: pixel step size.
         penalty_weight: weight of violated-constraint penalties.
+        readout: how the heads read the encoded image's code (as in :func:`steer`).
+
+    Returns:
+        A :class:`SteerResult` whose ``images`` are the pixel path and ``z`` its encoding.
     """
     if steps < 1 or not lr > 0:
         raise ValueError("steps must be a positive integer and lr positive")
@@ -61,24 +49,41 @@ def data_space_ascent(
     x0 = model._as_images(images)
     with torch.no_grad():
         z0 = model.posterior(x0)[0]
-    objective = combine([g.bind(model, z0) for g in goals], penalty=penalty_weight)
+    read = make_readout(model, readout)
+    bound = [g.bind(model, z0, read) for g in goals]
+    objective = combine(bound, penalty=penalty_weight)
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
-    path, preds = [x0.detach().cpu()], []
+    path, codes, preds, objs = [], [], [], []
+    scores: dict[str, list[torch.Tensor]] = {g.label: [] for g in bound}
     start = time.perf_counter()
     for t in range(steps + 1):
-        pred = model.predict(model.posterior(x)[0])
+        mu = model.posterior(x)[0]  # (n, d)
+        pred = read(mu)
+        obj = objective(pred)  # (n,)
+        path.append(x.detach().cpu().clone())
+        codes.append(mu.detach().cpu())
         preds.append({k: v.detach().cpu() for k, v in pred.items()})
+        objs.append(obj.detach().cpu())
+        for g in bound:
+            scores[g.label].append(g.score(pred).detach().cpu())
         if t == steps:
             break
-        (grad,) = torch.autograd.grad(-objective(pred).sum(), x)
+        (grad,) = torch.autograd.grad(-obj.sum(), x)
         x.grad = grad
         opt.step()
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
-        path.append(x.detach().cpu().clone())
-    return PixelResult(
-        images=torch.stack(path),
+    n = len(x0)
+    return SteerResult(
+        z=torch.stack(codes),
         predicted={k: torch.stack([p[k] for p in preds]) for k in preds[0]},
+        scores={k: torch.stack(v) for k, v in scores.items()},
+        objective=torch.stack(objs),
+        manifold={},
+        stop_reason=["steps"] * n,
+        stop_step=torch.full((n,), steps, dtype=torch.long),
         wall_seconds=time.perf_counter() - start,
+        model=model,
+        _images=torch.stack(path),
     )

@@ -25,8 +25,7 @@ from typing import ClassVar
 import torch
 
 from latentsteer.model import MultiHeadVAE
-
-Predictions = dict[str, torch.Tensor]  # head name -> (n, k) probabilities or (n,) values
+from latentsteer.readout import Predictions, Readout
 
 #: How far (in training standard deviations) a regression target may lie from the mean.
 PLAUSIBLE_SD = 6.0
@@ -51,11 +50,11 @@ class BoundGoal:
     score: Callable[[Predictions], torch.Tensor]
     satisfied: Callable[[Predictions], torch.Tensor] | None
     violation: Callable[[Predictions], torch.Tensor]
-    model: MultiHeadVAE = field(repr=False)
+    readout: Readout = field(repr=False)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Score codes ``(n, d)`` → ``(n,)``."""
-        return self.score(self.model.predict(z))
+        return self.score(self.readout(z))
 
 
 class Goal:
@@ -64,8 +63,21 @@ class Goal:
     weight: float = 1.0
     constraint: bool = False
 
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:  # pragma: no cover
-        raise NotImplementedError
+    def bind(
+        self, model: MultiHeadVAE, z0: torch.Tensor, readout: Readout | None = None
+    ) -> BoundGoal:
+        """Bind to ``model`` and starting codes ``z0 (n, d)``.
+
+        Args:
+            model: the model whose heads score the goal.
+            z0: ``(n, d)`` starting codes (for goals relative to the start).
+            readout: codes → predictions; default ``model.predict`` (see
+                :mod:`latentsteer.readout`).
+        """
+        return self._bind(model, z0, readout or model.predict)
+
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
+        raise NotImplementedError  # pragma: no cover
 
     # helpers -----------------------------------------------------------------
     @staticmethod
@@ -80,8 +92,8 @@ class Goal:
             raise ValueError(f"{name!r} is a {spec.kind} head; use {use} with it")
         return model.head_names.index(name)
 
-    def _bound(self, model: MultiHeadVAE, label: str, score, satisfied, violation) -> BoundGoal:
-        return BoundGoal(label, self.weight, self.constraint, score, satisfied, violation, model)
+    def _bound(self, read: Readout, label: str, score, satisfied, violation) -> BoundGoal:
+        return BoundGoal(label, self.weight, self.constraint, score, satisfied, violation, read)
 
 
 def _scale(model: MultiHeadVAE, i: int) -> tuple[float, float]:
@@ -99,12 +111,12 @@ class Maximize(Goal):
     _sign: ClassVar[float] = 1.0
     _word: ClassVar[str] = "max"
 
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
         _, sd = _scale(model, self._head(model, self.prop, "regression"))
         sign = self._sign
         zero = lambda p: torch.zeros_like(p[self.prop])  # noqa: E731
         score = lambda p: sign * p[self.prop] / sd  # noqa: E731
-        return self._bound(model, f"{self.prop}={self._word}", score, None, zero)
+        return self._bound(read, f"{self.prop}={self._word}", score, None, zero)
 
 
 @dataclass
@@ -116,13 +128,13 @@ class Minimize(Maximize):
 
 
 def _band_goal(
-    goal: Goal, model: MultiHeadVAE, prop: str, center: float | torch.Tensor, tol: float,
+    goal: Goal, read: Readout, prop: str, center: float | torch.Tensor, tol: float,
     sd: float, label: str,
 ) -> BoundGoal:  # fmt: skip
     """Shared scoring of Target and Keep on a regression head: stay within ``center ± tol``."""
     gap = lambda p: (p[prop] - center).abs()  # noqa: E731
     return goal._bound(
-        model, label,
+        read, label,
         lambda p: -((gap(p) / sd) ** 2),
         lambda p: gap(p) <= tol,
         lambda p: (gap(p) - tol).clamp_min(0) / sd,
@@ -139,7 +151,7 @@ class Target(Goal):
     weight: float = 1.0
     constraint: bool = False
 
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
         mean, sd = _scale(model, self._head(model, self.prop, "regression"))
         lo, hi = mean - PLAUSIBLE_SD * sd, mean + PLAUSIBLE_SD * sd
         if not (math.isfinite(self.value) and lo <= self.value <= hi):
@@ -150,34 +162,40 @@ class Target(Goal):
         if self.tol <= 0:
             raise ValueError(f"tolerance must be positive; got {self.tol}")
         return _band_goal(
-            self, model, self.prop, self.value, self.tol, sd, f"{self.prop}={self.value:g}"
+            self, read, self.prop, self.value, self.tol, sd, f"{self.prop}={self.value:g}"
         )
 
 
 @dataclass
 class Increase(Goal):
-    """Raise a regression property by at least ``by`` from each sample's start."""
+    """Change a regression property by at least ``by`` from each sample's start.
+
+    A negative ``by`` lowers it by at least ``-by``.
+    """
 
     prop: str
     by: float
     weight: float = 1.0
     constraint: bool = False
 
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
         _, sd = _scale(model, self._head(model, self.prop, "regression"))
+        if not (math.isfinite(self.by) and self.by != 0):
+            raise ValueError(f"{self.prop}: the change must be a non-zero number; got {self.by}")
+        sign = 1.0 if self.by > 0 else -1.0
         with torch.no_grad():
-            target = model.predict(z0)[self.prop] + self.by  # (n,)
-        short = lambda p: (target - p[self.prop]).clamp_min(0)  # noqa: E731
+            target = read(z0)[self.prop] + self.by  # (n,)
+        short = lambda p: (sign * (target - p[self.prop])).clamp_min(0)  # noqa: E731
         return self._bound(
-            model, f"{self.prop}=+{self.by:g}",
+            read, f"{self.prop}={self.by:+g}",
             lambda p: -((short(p) / sd) ** 2),
-            lambda p: p[self.prop] >= target,
+            lambda p: sign * (p[self.prop] - target) >= 0,
             lambda p: short(p) / sd,
         )  # fmt: skip
 
 
 def _class_goal(
-    goal: Goal, model: MultiHeadVAE, head: str, k: torch.Tensor, label: str, confidence: float
+    goal: Goal, read: Readout, head: str, k: torch.Tensor, label: str, confidence: float
 ) -> BoundGoal:
     """Shared scoring of Class and Keep on a class head: log-probability of class ``k``."""
     log_conf = math.log(confidence)
@@ -189,7 +207,7 @@ def _class_goal(
     def sat(p: Predictions) -> torch.Tensor:
         return (p[head].argmax(1) == k) & (logp(p) >= log_conf)
 
-    return goal._bound(model, label, logp, sat, lambda p: (log_conf - logp(p)).clamp_min(0))
+    return goal._bound(read, label, logp, sat, lambda p: (log_conf - logp(p)).clamp_min(0))
 
 
 @dataclass
@@ -202,13 +220,13 @@ class Class(Goal):
     weight: float = 1.0
     constraint: bool = False
 
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
         i = self._head(model, self.head, "class")
         classes = model.config.heads[i].classes
         if not 0 <= self.k < classes:
             raise ValueError(f"{self.head}={self.k}: classes run from 0 to {classes - 1}")
         k = torch.full((len(z0),), self.k, dtype=torch.long, device=z0.device)
-        return _class_goal(self, model, self.head, k, f"{self.head}={self.k}", self.confidence)
+        return _class_goal(self, read, self.head, k, f"{self.head}={self.k}", self.confidence)
 
 
 @dataclass
@@ -221,18 +239,18 @@ class Keep(Goal):
     weight: float = 1.0
     constraint: bool = True
 
-    def bind(self, model: MultiHeadVAE, z0: torch.Tensor) -> BoundGoal:
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
         if self.head not in model.head_names:
             raise ValueError(
                 f"unknown property {self.head!r}; this model has {', '.join(model.head_names)}"
             )
         with torch.no_grad():
-            start = model.predict(z0)[self.head]
+            start = read(z0)[self.head]
         if model.head_spec(self.head).kind == "class":
             label = f"{self.head}=keep"
-            return _class_goal(self, model, self.head, start.argmax(1), label, self.confidence)
+            return _class_goal(self, read, self.head, start.argmax(1), label, self.confidence)
         _, sd = _scale(model, model.head_names.index(self.head))
-        return _band_goal(self, model, self.head, start, self.tol, sd, f"{self.head}=keep")
+        return _band_goal(self, read, self.head, start, self.tol, sd, f"{self.head}=keep")
 
 
 def combine(goals: list[BoundGoal], penalty: float = 10.0) -> Callable[[Predictions], torch.Tensor]:

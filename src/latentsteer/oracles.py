@@ -18,7 +18,8 @@ import torch
 from scipy import linalg
 
 from latentsteer.judge import Judge
-from latentsteer.morphometry import measure
+from latentsteer.model import MultiHeadVAE
+from latentsteer.morphometry import MEASURES, measure
 
 
 @dataclass
@@ -67,3 +68,71 @@ def realism(images: torch.Tensor, reference: torch.Tensor, judge: Judge) -> floa
     feats = judge.embed(images.detach().float().cpu()).cpu().numpy()
     ref = judge.embed(reference.detach().float().cpu()).cpu().numpy()
     return frechet_distance(feats, ref)
+
+
+@dataclass
+class Verification:
+    """Predicted and measured properties of the same ``n`` images, side by side.
+
+    Attributes:
+        table: ``n`` rows. For each regression head whose label column is a Morpho-MNIST
+            measure: ``predicted_<head>`` and ``measured_<head>``; for each class head on
+            the ``digit`` column: ``predicted_<head>`` (argmax), ``judge_<head>`` and
+            ``judge_confidence``.
+        oracle: the raw oracle readings.
+    """
+
+    table: pd.DataFrame
+    oracle: OracleReport
+
+    def summary(self) -> pd.DataFrame:
+        """One row per verified head: mean predicted, mean measured, mean gap and |gap|.
+
+        For class heads ``predicted``/``measured`` are ``None`` and ``agreement`` is the
+        share of images where head and judge read the same class.
+        """
+        rows = []
+        for col in self.table.columns:
+            if not col.startswith("predicted_"):
+                continue
+            head = col.removeprefix("predicted_")
+            pred = self.table[col]
+            if f"measured_{head}" in self.table:
+                meas = self.table[f"measured_{head}"]
+                gap = pred - meas
+                rows.append({"head": head, "predicted": pred.mean(), "measured": meas.mean(),
+                             "gap": gap.mean(), "abs_gap": gap.abs().mean()})  # fmt: skip
+            else:
+                agree = (pred == self.table[f"judge_{head}"]).mean()
+                rows.append({"head": head, "agreement": agree})
+        return pd.DataFrame(rows)
+
+
+def verify(
+    model: MultiHeadVAE,
+    judge: Judge,
+    images: torch.Tensor,
+    predicted: dict[str, torch.Tensor],
+    workers: int | None = None,
+) -> Verification:
+    """Compare the model's predictions for ``images (n, 28, 28)`` with the oracles' readings.
+
+    Args:
+        model: the model whose heads made ``predicted`` (for head kinds and columns).
+        judge: the independent digit classifier.
+        images: ``(n, 28, 28)`` decoded samples in [0, 1].
+        predicted: head name → ``(n,)`` values or ``(n, k)`` probabilities for these samples.
+        workers: processes for the measures (``None``: one per core).
+    """
+    report = read(images, judge, workers=workers)
+    table = pd.DataFrame(index=range(len(images)))
+    for h in model.config.heads:
+        p = predicted[h.name].detach().cpu()
+        if h.kind == "regression" and h.column in MEASURES:
+            table[f"predicted_{h.name}"] = p.numpy()
+            table[f"measured_{h.name}"] = report.measures[h.column].to_numpy()
+        elif h.kind == "class" and h.column == "digit":
+            table[f"predicted_{h.name}"] = p.argmax(1).numpy()
+            table[f"judge_{h.name}"] = report.digit
+            table["judge_confidence"] = report.confidence
+    return Verification(table, report)

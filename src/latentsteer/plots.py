@@ -67,3 +67,32 @@ def save_scatter(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(loc="upper left")
     _save_figure(fig, path)
+
+
+def save_curves(
+    curves: dict[str, dict[str, np.ndarray]], path: str | os.PathLike[str], title: str = ""
+) -> None:
+    """One panel per goal: predicted and measured value per step, mean ± one sd.
+
+    Args:
+        curves: goal → ``{"step", "predicted", "predicted_sd"[, "measured", "measured_sd"]}``
+            arrays of equal length (see :func:`latentsteer.experiment.curves`).
+        path: output PNG.
+        title: figure title.
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    for ax, (goal, c) in zip(axes[0], curves.items(), strict=True):
+        for key, colour, label in (("predicted", "C0", "heads (predicted)"),
+                                   ("measured", "C3", "oracle (measured)")):  # fmt: skip
+            if key not in c:
+                continue
+            mean, sd = c[key], c[f"{key}_sd"]
+            ax.plot(c["step"], mean, color=colour, label=label)
+            ax.fill_between(c["step"], mean - sd, mean + sd, color=colour, alpha=0.2)
+        ax.set_title(goal)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save_figure(fig, path)

@@ -15,8 +15,12 @@ from typing import Literal
 
 import torch
 
+from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import BoundGoal, Goal, combine
+from latentsteer.oracles import Verification, verify
+from latentsteer.readout import Readout
+from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import Safeguard, manifold_scores, penalty
 
 
@@ -43,6 +47,9 @@ class SteerResult:
         stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``.
         stop_step: ``(n,)`` the step each sample stopped at.
         wall_seconds: time spent in the ascent.
+
+    Methods that move pixels rather than codes (:mod:`latentsteer.baselines`) return the
+    same type, with ``z`` the encoder's codes of their images and ``images`` given.
     """
 
     z: torch.Tensor
@@ -71,9 +78,21 @@ class SteerResult:
         """``(n, 28, 28)`` the decoded final codes."""
         return self.images[-1]
 
+    def verify(self, judge: Judge, workers: int | None = None) -> Verification:
+        """Measure the final samples with the oracles, next to the heads' predictions.
 
-def _bind(goals: list[Goal | BoundGoal], model: MultiHeadVAE, z0: torch.Tensor) -> list[BoundGoal]:
-    bound = [g.bind(model, z0) if isinstance(g, Goal) else g for g in goals]
+        Returns:
+            A :class:`~latentsteer.oracles.Verification`; its ``summary()`` gives the
+            predicted-vs-measured gap per head.
+        """
+        final = {k: v[-1] for k, v in self.predicted.items()}
+        return verify(self.model, judge, self.final_images, final, workers=workers)
+
+
+def _bind(
+    goals: list[Goal | BoundGoal], model: MultiHeadVAE, z0: torch.Tensor, read: Readout
+) -> list[BoundGoal]:
+    bound = [g.bind(model, z0, read) if isinstance(g, Goal) else g for g in goals]
     if not bound:
         raise ValueError("steer() needs at least one goal")
     return bound
@@ -90,6 +109,7 @@ def steer(
     safeguards: list[Safeguard] | None = None,
     stop: StopRule | None = None,
     penalty_weight: float = 10.0,
+    readout: Literal["code", "cycle", "mixed"] = "code",
     seed: int = 0,
 ) -> SteerResult:
     """Steer codes by gradient ascent on the model's heads.
@@ -105,6 +125,8 @@ def steer(
             objective, and their projections applied after each step.
         stop: per-sample stop rules.
         penalty_weight: weight of the quadratic penalty on violated constraints.
+        readout: how the heads read a code: ``code`` (at ``z``), ``cycle`` (at the
+            encoding of its decoded image) or ``mixed``; see :mod:`latentsteer.readout`.
         seed: seeds anything random in the ascent (kept for reproducibility of callers that
             add noise; plain ascent is deterministic).
 
@@ -125,7 +147,8 @@ def steer(
     guards = safeguards or []
     rules = stop or StopRule()
     z0 = model._as_codes(start).detach()  # validates shape and finiteness
-    bound = _bind(list(goals), model, z0)
+    read = make_readout(model, readout)
+    bound = _bind(list(goals), model, z0, read)
     objective_of = combine(bound, penalty=penalty_weight)
     # "Every goal satisfied" can only happen when no goal is open-ended (max/min).
     can_finish = all(g.satisfied is not None for g in bound)
@@ -148,7 +171,7 @@ def steer(
 
     start_time = time.perf_counter()
     for t in range(steps + 1):
-        pred = model.predict(z)
+        pred = read(z)
         obj = objective_of(pred) - penalty(model, z, guards)  # (n,)
         path.append(z.detach().cpu().clone())
         preds.append({k: v.detach().cpu() for k, v in pred.items()})

@@ -1,0 +1,411 @@
+"""One steering experiment, from its settings to oracle-verified results on disk.
+
+An experiment is an entry under ``experiments:`` in ``params.yaml`` (or the flags of
+``latentsteer steer``): where to start, which goals, which method, how many steps, which
+safeguards. :func:`run_experiment` runs it and measures the outcome with the independent
+oracles; :func:`write_results` writes the files both the DVC stage and the CLI produce:
+
+* ``trajectory.npz`` — ``images`` float32 ``(F, n, 28, 28)`` in [0, 1], ``z`` ``(F, n, d)``,
+  ``step`` ``(F,)`` (which optimiser step each frame is; every ``record_every``-th step plus
+  the last), ``predicted_<head>`` per frame, ``stop_step`` and ``stop_reason`` per sample;
+* ``grid.png`` — rows are samples, columns are steps;
+* ``curves.png`` — predicted and measured value of each goal per step, mean ± sd;
+* ``metrics.json`` — oracle success, measured change, predicted-vs-measured gap, realism,
+  manifold scores, stop reasons and wall time.
+
+Success is always judged by the oracles (Morpho-MNIST measures of the decoded image and the
+independent judge), goal by goal, with ``oracle_tol`` pixels of slack for regression goals:
+
+=================  =============================================================
+``prop=max|min``    the measured value moved that way
+``prop=+D|-D``      the measured change is at least ``|D| - oracle_tol`` that way
+``prop=V``          the measured value is within ``oracle_tol`` of ``V``
+``prop=keep``       the measured value moved by at most ``oracle_tol``
+``digit=K``         the judge reads ``K``
+``digit=keep``      the judge reads the start's digit (the true label for test images)
+=================  =============================================================
+
+The same rules applied to the heads' own readout give the *predicted* success, so the two
+can be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from latentsteer.atomic import atomic_file, write_json
+from latentsteer.baselines import data_space_ascent
+from latentsteer.goalspec import GoalSpec, parse_goal
+from latentsteer.judge import Judge
+from latentsteer.model import MultiHeadVAE
+from latentsteer.morphometry import MEASURES
+from latentsteer.oracles import OracleReport, read, realism
+from latentsteer.plots import save_curves, save_grid
+from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty, Safeguard
+from latentsteer.starts import Start, parse_start
+from latentsteer.steer import SteerResult, StopRule, steer
+
+CONFIDENT = 0.9  # a start the judge reads with at least this probability is "confident"
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment (mirrors an entry of ``params.yaml: experiments``)."""
+
+    goals: list[str] = field(default_factory=lambda: ["thickness=+1.5", "digit=keep"])
+    method: Literal["latent", "data_space"] = "latent"  # codes, or pixels (the counter-example)
+    start: str = "random:256"  # random:N, test:A-B, or a path to images
+    seed: int = 0  # seeds the prior draws
+    steps: int = 150  # largest number of optimiser steps
+    lr: float = 0.05  # step size (codes for latent, pixels for data_space)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    readout: Literal["code", "cycle", "mixed"] = "mixed"  # how heads read a code (readout.py)
+    penalty: float = 10.0  # weight of the penalty on broken constraints (keep goals)
+    tol: float = 0.25  # band of target/keep goals on the heads (property units)
+    confidence: float = 0.9  # probability class goals ask of the head
+    prior: float = 0.05  # prior penalty weight (0 = off)
+    radius: float | None = None  # trust region ||z|| <= radius (null = off)
+    knn: float = 0.0  # kNN-density penalty weight (0 = off)
+    knn_k: int = 10  # neighbours for the kNN density
+    cycle: float = 0.0  # decode-encode consistency penalty weight (0 = off)
+    stop_when_satisfied: bool = True  # freeze a sample once all its goals hold
+    grad_tol: float | None = 1e-5  # freeze a sample when its gradient norm falls below
+    patience: int | None = None  # freeze a sample after this many steps without gain
+    oracle_tol: float = 0.5  # slack (px) of the oracle success rules
+    record_every: int = 10  # keep every N-th step in trajectory.npz (plus the last)
+
+    def __post_init__(self) -> None:
+        if not self.goals:
+            raise ValueError("goals must list at least one goal")
+        self.specs = [parse_goal(g) for g in self.goals]
+        for key in ("steps", "knn_k", "record_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer; got {getattr(self, key)!r}")
+        for key in ("lr", "tol", "oracle_tol"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be positive; got {getattr(self, key)!r}")
+        for key in ("penalty", "prior", "knn", "cycle"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"{key} must be >= 0; got {getattr(self, key)!r}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be between 0 and 1; got {self.confidence!r}")
+        if self.radius is not None and not self.radius > 0:
+            raise ValueError(f"radius must be positive or null; got {self.radius!r}")
+        if self.method == "data_space" and self.start.startswith("random:"):
+            raise ValueError("data_space ascent moves pixels: start it from images (test:A-B)")
+
+    def as_params(self) -> dict:
+        """The settings as a plain dict (for MLflow and metrics)."""
+        return {k: v for k, v in asdict(self).items() if k != "specs"}
+
+
+@dataclass
+class Context:
+    """What every experiment reads besides its own settings.
+
+    Attributes:
+        model: the trained VAE.
+        judge: the independent digit classifier.
+        reference: ``(m, 28, 28)`` real test digits for the realism score.
+        train_codes: ``(k, d)`` encoded training digits, for the kNN safeguard and scores.
+        data_root: where ``test:A-B`` starts read MNIST from.
+        workers: processes for the Morpho-MNIST measures.
+    """
+
+    model: MultiHeadVAE
+    judge: Judge
+    reference: torch.Tensor
+    train_codes: torch.Tensor
+    data_root: str | Path | None = None
+    workers: int | None = None
+
+
+@dataclass
+class Outcome:
+    """A finished experiment: its path, oracle readings and metrics."""
+
+    config: ExperimentConfig
+    start: Start
+    result: SteerResult
+    frames: np.ndarray  # (F,) recorded steps
+    frame_reports: list[OracleReport]  # oracle readings of every recorded frame
+    metrics: dict[str, float | int | str]
+
+
+def safeguards(cfg: ExperimentConfig, ctx: Context) -> list[Safeguard]:
+    """All three safeguards with the experiment's weights (weight 0 = measured, not applied)."""
+    return [
+        PriorPenalty(cfg.prior, cfg.radius),
+        KNNDensity(ctx.train_codes, cfg.knn_k, cfg.knn),
+        CycleConsistency(cfg.cycle),
+    ]
+
+
+def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) -> Outcome:
+    """Run one experiment and measure its outcome with the oracles.
+
+    Raises:
+        ValueError: a goal the model cannot take, a bad start spec, and the like.
+    """
+    model = ctx.model
+    start = parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
+    goals = [s.goal(model, tol=cfg.tol, confidence=cfg.confidence) for s in cfg.specs]
+    guards = safeguards(cfg, ctx)
+    if cfg.method == "latent":
+        stop = StopRule(cfg.stop_when_satisfied, cfg.grad_tol, cfg.patience)
+        result = steer(
+            model, start.z.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
+            optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
+            stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
+        )  # fmt: skip
+        result.manifold = _manifold(model, result.z[-1], guards)
+    else:
+        assert start.images is not None
+        result = data_space_ascent(
+            model, start.images.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
+            penalty_weight=cfg.penalty, readout=cfg.readout,
+        )  # fmt: skip
+        result.manifold = _manifold(model, result.z[-1], guards)
+    frames = recorded_steps(len(result.z) - 1, cfg.record_every)
+    images = result.images[frames]  # (F, n, 28, 28)
+    flat = images.reshape(-1, 28, 28)
+    one = read(flat, ctx.judge, workers=ctx.workers)  # every frame at once: one pool
+    n = images.shape[1]
+    reports = [
+        OracleReport(
+            one.measures.iloc[i * n : (i + 1) * n].reset_index(drop=True),
+            one.digit[i * n : (i + 1) * n],
+            one.confidence[i * n : (i + 1) * n],
+            one.probabilities[i * n : (i + 1) * n],
+        )  # fmt: skip
+        for i in range(len(frames))
+    ]
+    metrics = assess(cfg, ctx, start, result, reports[0], reports[-1])
+    return Outcome(cfg, start, result, frames, reports, metrics)
+
+
+def _projects(g: Safeguard) -> bool:
+    return isinstance(g, PriorPenalty) and g.radius is not None
+
+
+@torch.no_grad()
+def _manifold(model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard]) -> dict:
+    z = z.to(model.device)
+    return {g.name: g.score(model, z).cpu() for g in guards}
+
+
+def recorded_steps(last: int, every: int) -> np.ndarray:
+    """Steps kept in the trajectory: ``0, every, 2·every, ...`` and always ``last``."""
+    return np.unique(np.r_[np.arange(0, last + 1, every), last])
+
+
+def _oracle_value(spec: GoalSpec, model: MultiHeadVAE, report: OracleReport) -> np.ndarray | None:
+    """The oracle's reading of the goal's property: measure, or the judge's digit."""
+    head = model.head_spec(spec.prop)
+    if head.kind == "regression":
+        return report.measures[head.column].to_numpy() if head.column in MEASURES else None
+    return report.digit if head.column == "digit" else None
+
+
+def _success(spec: GoalSpec, before: np.ndarray, after: np.ndarray, tol: float) -> np.ndarray:
+    """Per-sample success of a regression goal, from values at the start and the end."""
+    change = after - before
+    if spec.kind == "max":
+        return change > 0
+    if spec.kind == "min":
+        return change < 0
+    if spec.kind == "keep":
+        return np.abs(change) <= tol
+    if spec.kind == "change":
+        return np.sign(spec.value) * change >= abs(spec.value) - tol
+    return np.abs(after - spec.value) <= tol
+
+
+def assess(
+    cfg: ExperimentConfig,
+    ctx: Context,
+    start: Start,
+    result: SteerResult,
+    first: OracleReport,
+    last: OracleReport,
+) -> dict[str, float | int | str]:
+    """Metrics of a finished run, every success figure from the oracles (see module doc)."""
+    model = ctx.model
+    n = len(result.stop_step)
+    m: dict[str, float | int | str] = {"n": n, "method": cfg.method, "start": cfg.start}
+    confident = first.confidence >= CONFIDENT
+    m["ambiguous_starts"] = int((~confident).sum())
+    ok_oracle = np.ones(n, dtype=bool)
+    ok_pred = np.ones(n, dtype=bool)
+    for spec, key in zip(cfg.specs, goal_keys(cfg.specs), strict=True):
+        head = model.head_spec(spec.prop)
+        p0, p1 = result.predicted[spec.prop][0], result.predicted[spec.prop][-1]
+        measured0 = _oracle_value(spec, model, first)
+        measured1 = _oracle_value(spec, model, last)
+        if head.kind == "regression":
+            p0, p1 = p0.numpy(), p1.numpy()
+            good_pred = _success(spec, p0, p1, cfg.oracle_tol)
+            m[f"{key}_predicted_start"] = float(p0.mean())
+            m[f"{key}_predicted_end"] = float(p1.mean())
+            m[f"{key}_predicted_change"] = float((p1 - p0).mean())
+            if measured0 is None:
+                good = good_pred
+            else:
+                change = measured1 - measured0
+                good = _success(spec, measured0, measured1, cfg.oracle_tol)
+                m[f"{key}_measured_start"] = float(np.nanmean(measured0))
+                m[f"{key}_measured_end"] = float(np.nanmean(measured1))
+                m[f"{key}_measured_change"] = float(np.nanmean(change))
+                m[f"{key}_measured_change_sd"] = float(np.nanstd(change))
+                m[f"{key}_share_increased"] = float((change > 0).mean())
+                m[f"{key}_gap"] = float(np.nanmean(p1 - measured1))  # predicted − measured
+                m[f"{key}_abs_gap"] = float(np.nanmean(np.abs(p1 - measured1)))
+        else:
+            c0, c1 = p0.argmax(1).numpy(), p1.argmax(1).numpy()
+            if spec.kind == "keep":
+                good_pred = c1 == c0
+                if measured0 is not None:
+                    # The start's digit is the truth for real images, else what the judge saw.
+                    ref = start.labels if start.labels is not None else measured0
+                    good = measured1 == ref
+                    m[f"{key}_judge_start_correct"] = float((measured0 == ref).mean())
+            else:
+                good_pred = c1 == int(spec.value)  # type: ignore[arg-type]
+                if measured1 is not None:
+                    good = measured1 == int(spec.value)  # type: ignore[arg-type]
+            if measured1 is None:
+                good = good_pred
+            m[f"{key}_judge_confidence_end"] = float(last.confidence.mean())
+        m[f"success_{key}"] = float(good.mean())
+        m[f"success_{key}_confident"] = _share(good, confident)
+        m[f"predicted_success_{key}"] = float(good_pred.mean())
+        ok_oracle &= good
+        ok_pred &= good_pred
+    m["success_rate"] = float(ok_oracle.mean())
+    m["success_rate_confident"] = _share(ok_oracle, confident)
+    m["predicted_success_rate"] = float(ok_pred.mean())
+    m["success_gap"] = m["predicted_success_rate"] - m["success_rate"]
+
+    images = result.images
+    m["realism_start"] = realism(images[0], ctx.reference, ctx.judge)
+    m["realism_end"] = realism(images[-1], ctx.reference, ctx.judge)
+    m["realism_ratio"] = m["realism_end"] / max(m["realism_start"], 1e-9)
+    starts = _manifold(model, result.z[0], safeguards(cfg, ctx))
+    for name, score in result.manifold.items():
+        m[f"manifold_{name}_start"] = float(starts[name].mean())
+        m[f"manifold_{name}_end"] = float(score.mean())
+    for reason, count in Counter(result.stop_reason).items():
+        m[f"stopped_{reason}"] = count
+    m["mean_stop_step"] = float(result.stop_step.float().mean())
+    # Gradient evaluations of the heads per sample (one per step taken, plus the start).
+    m["model_calls_per_sample"] = float(result.stop_step.float().mean() + 1)
+    m["wall_seconds"] = float(result.wall_seconds)
+    # NaN (e.g. no confident start) is not JSON; null is.
+    return {
+        k: (None if v != v else round(v, 6)) if isinstance(v, float) else v for k, v in m.items()
+    }
+
+
+def goal_keys(specs: list[GoalSpec]) -> list[str]:
+    """Metric-name-safe keys of the goals: the property, numbered when it repeats."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for spec in specs:
+        seen[spec.prop] += 1
+        keys.append(spec.prop if seen[spec.prop] == 1 else f"{spec.prop}_{seen[spec.prop]}")
+    return keys
+
+
+def _share(ok: np.ndarray, among: np.ndarray) -> float:
+    """Share of ``ok`` among the samples ``among`` selects (NaN when it selects none)."""
+    return float(ok[among].mean()) if among.any() else math.nan
+
+
+def write_results(outcome: Outcome, folder: str | Path, rows: int = 8, cols: int = 10) -> None:
+    """Write ``trajectory.npz``, ``grid.png``, ``curves.png`` and ``metrics.json`` to ``folder``.
+
+    Each file is written to a temporary name and renamed, so an interrupted run never
+    leaves a half-written one.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    res, frames = outcome.result, outcome.frames
+    arrays = {
+        "images": res.images[frames].numpy().astype(np.float32),
+        "z": res.z[frames].numpy().astype(np.float32),
+        "step": frames.astype(np.int64),
+        "stop_step": res.stop_step.numpy(),
+        "stop_reason": np.array(res.stop_reason),
+    }
+    for name, values in res.predicted.items():
+        arrays[f"predicted_{name}"] = values[frames].numpy().astype(np.float32)
+    with atomic_file(folder / "trajectory.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+    shown = min(rows, res.images.shape[1])
+    picks = np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int)
+    cols_at = frames[np.unique(picks)]  # evenly spread steps, first and last included
+    grid = res.images[cols_at][:, :shown].transpose(0, 1)  # (rows, cols, 28, 28)
+    save_grid(grid, folder / "grid.png")
+
+    save_curves(curves(outcome), folder / "curves.png", title=_title(outcome))
+    write_json(outcome.metrics, folder / "metrics.json")
+
+
+def _title(outcome: Outcome) -> str:
+    cfg = outcome.config
+    return f"{cfg.method}: {', '.join(cfg.goals)} from {cfg.start}"
+
+
+def curves(outcome: Outcome) -> dict[str, dict[str, np.ndarray]]:
+    """Per goal, predicted and measured mean and sd at every recorded step.
+
+    Returns:
+        goal text → ``{"step", "predicted", "predicted_sd", "measured", "measured_sd"}``
+        (``measured`` absent when no oracle reads that property). For class goals the
+        values are probabilities of the goal's class: the head's and the judge's.
+    """
+    model, res, frames = outcome.result.model, outcome.result, outcome.frames
+    reports = outcome.frame_reports
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for spec in outcome.config.specs:
+        head = model.head_spec(spec.prop)
+        pred = res.predicted[spec.prop][frames]  # (F, n) or (F, n, k)
+        entry: dict[str, np.ndarray] = {"step": frames}
+        if head.kind == "regression":
+            entry["predicted"], entry["predicted_sd"] = _mean_sd(pred.numpy())
+            if head.column in MEASURES:
+                measured = np.stack([r.measures[head.column].to_numpy() for r in reports])
+                entry["measured"], entry["measured_sd"] = _mean_sd(measured)
+        else:
+            if spec.kind == "keep":
+                k = pred[0].argmax(1).numpy()  # the head's class at the start
+            else:
+                k = np.full(pred.shape[1], int(spec.value))  # type: ignore[arg-type]
+            picked = np.take_along_axis(pred.numpy(), k[None, :, None], axis=2)[..., 0]
+            entry["predicted"], entry["predicted_sd"] = _mean_sd(picked)
+            if head.column == "digit":
+                if spec.kind == "keep":  # the digit the oracle keeps to (as in assess)
+                    labels = outcome.start.labels
+                    k = labels if labels is not None else reports[0].digit
+                judged = np.stack([r.probabilities[np.arange(len(k)), k] for r in reports])
+                entry["measured"], entry["measured_sd"] = _mean_sd(judged)
+        out[spec.text] = entry
+    return out
+
+
+def _mean_sd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.nanmean(values, axis=1), np.nanstd(values, axis=1)
+
+
+def load_metrics(folder: str | Path) -> dict:
+    """Read a results folder's ``metrics.json``."""
+    return json.loads((Path(folder) / "metrics.json").read_text())
