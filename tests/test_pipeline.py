@@ -26,7 +26,14 @@ TINY = {
     "judge": {"epochs": 1, "batch_size": 50},
     "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
     "train": {"epochs": 2, "batch_size": 50},
+    "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
 }
+# The tiny pipeline's experiments replace the default ones: one latent, one data-space.
+TINY_EXPERIMENTS = {
+    "up": {"goals": ["thickness=+0.5", "digit=keep"], "start": "random:6", "steps": 4},
+    "pixels": {"goals": ["thickness=max"], "method": "data_space", "start": "test:0-5",
+               "steps": 3, "lr": 0.01, "readout": "code"},
+}  # fmt: skip
 
 
 def tiny_params() -> dict:
@@ -34,6 +41,7 @@ def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for name, values in TINY.items():
         params[name].update(values)
+    params["experiments"] = TINY_EXPERIMENTS
     return params
 
 
@@ -76,7 +84,8 @@ def tiny_repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
-    for stage in ("download", "labels", "train_judge", "train", "evaluate"):
+    for stage in ("download", "labels", "train_judge", "train", "evaluate",
+                  "optimize@up", "optimize@pixels"):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
@@ -96,6 +105,16 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
                        "thickness_pred_vs_measured.png"]  # fmt: skip
     shown = dvc("metrics", "show", cwd=tiny_repo).stdout
     assert "reports/evaluate.json" in shown and "digit_accuracy" in shown
+
+    for name in TINY_EXPERIMENTS:
+        folder = tiny_repo / "results" / name
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "curves.png", "grid.png", "metrics.json", "trajectory.npz"
+        ]  # fmt: skip
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert 0 <= metrics["success_rate"] <= 1 and metrics["n"] == 6
+    shown = dvc("metrics", "show", cwd=tiny_repo).stdout
+    assert "results/up/metrics.json" in shown and "success_rate" in shown
 
     second = dvc("repro", cwd=tiny_repo)
     assert "Running stage" not in second.stdout
@@ -119,7 +138,13 @@ def test_runs_are_tracked_in_mlflow(tiny_repo):
     exp = client.get_experiment_by_name("latentsteer")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags["stage"] for r in runs}
-    assert {"train_judge", "train", "evaluate"} <= stages
+    assert {"train_judge", "train", "evaluate", "optimize"} <= stages
+    up = next(r for r in runs if r.info.run_name == "optimize@up")
+    assert up.data.tags["experiment"] == "up" and up.data.tags["method"] == "latent"
+    assert up.data.params["experiment.start"] == "random:6"
+    assert 0 <= up.data.metrics["success_rate"] <= 1
+    shown = {a.path for a in client.list_artifacts(up.info.run_id, "results")}
+    assert {"results/grid.png", "results/curves.png", "results/metrics.json"} <= shown
     train_run = next(r for r in runs if r.data.tags["stage"] == "train")
     assert train_run.data.params["train.epochs"] == "2"
     assert len(client.get_metric_history(train_run.info.run_id, "val_recon")) == 2
@@ -200,3 +225,15 @@ def test_labels_agree_with_library(tiny_repo):
     for col in ("area", "slant", "width", "height"):  # free of skeleton tie-breaking
         np.testing.assert_allclose(table[col], direct[col], rtol=1e-12, err_msg=col)
     assert np.abs(table.thickness - direct.thickness).max() < 0.2
+
+
+def test_experiment_param_change_reruns_that_experiment_only(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["experiments"]["up"]["steps"] = 5
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    status = dvc("status", cwd=tiny_repo).stdout
+    assert "optimize@up:" in status and "optimize@pixels" not in status and "train:" not in status
+    again = dvc("repro", cwd=tiny_repo)
+    assert "Running stage 'optimize@up'" in again.stdout
+    assert again.stdout.count("Running stage") == 1

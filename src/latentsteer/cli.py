@@ -50,6 +50,32 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     print(f"sampled {args.n} digits from the prior (seed {args.seed}) -> {args.out}")
 
 
+def _cmd_steer(args: argparse.Namespace) -> None:
+    from latentsteer.experiment import ExperimentConfig, run_experiment, write_results
+    from latentsteer.optimize_config import OptimizeConfig
+    from latentsteer.steering_context import load_context
+
+    settings = {
+        "goals": args.goal, "method": args.method, "start": args.start, "seed": args.seed,
+        "steps": args.steps, "lr": args.lr, "optimizer": args.optimizer, "readout": args.readout,
+        "prior": args.prior, "knn": args.knn, "cycle": args.cycle,
+        "stop_when_satisfied": not args.no_stop,
+    }  # fmt: skip
+    if args.lr is None:
+        settings.pop("lr")
+    cfg = ExperimentConfig(**settings)  # argparse checked the types; this checks the values
+    shared = OptimizeConfig(device=args.device, workers=args.workers)
+    ctx = load_context(args.model, args.judge, args.data, shared)
+    outcome = run_experiment(cfg, ctx)
+    write_results(outcome, args.out)
+    m = outcome.metrics
+    print(
+        f"steered {m['n']} samples ({', '.join(cfg.goals)}): oracle success "
+        f"{m['success_rate']:.3f}, heads' success {m['predicted_success_rate']:.3f}, "
+        f"realism x{m['realism_ratio']:.2f} -> {args.out}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsteer",
@@ -77,6 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the prior draws")
     s.add_argument("--out", required=True, help="output .png")
     s.set_defaults(func=_cmd_sample)
+
+    from latentsteer.goalspec import SYNTAX
+    from latentsteer.starts import SPEC_HELP
+
+    t = sub.add_parser(
+        "steer",
+        help="steer codes towards goals and verify the results with the oracles",
+        description="Run one steering experiment outside the pipeline. Writes trajectory.npz, "
+        "grid.png, curves.png and metrics.json to --out, as the optimize stages do.",
+    )
+    t.add_argument("--goal", action="append", required=True,
+                   help=f"a goal, repeatable ({SYNTAX})")  # fmt: skip
+    t.add_argument("--start", default="random:256", help=f"where to start: {SPEC_HELP}")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--model", default="models/vae", help="VAE folder (default: models/vae)")
+    t.add_argument("--judge", default="models/judge", help="judge folder (default: models/judge)")
+    t.add_argument("--data", default="data/raw", help="MNIST folder for test: starts and realism")
+    t.add_argument("--method", default="latent", choices=["latent", "data_space"])
+    t.add_argument("--seed", type=int, default=0, help="seed of random: starts")
+    t.add_argument("--steps", type=int, default=150, help="largest number of steps")
+    t.add_argument("--lr", type=float, default=None, help="step size (default 0.05)")
+    t.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    t.add_argument("--readout", default="mixed", choices=["code", "cycle", "mixed"])
+    t.add_argument("--prior", type=float, default=0.05, help="prior penalty weight (0 = off)")
+    t.add_argument("--knn", type=float, default=0.0, help="kNN density penalty weight")
+    t.add_argument("--cycle", type=float, default=0.0, help="cycle consistency penalty weight")
+    t.add_argument("--no-stop", action="store_true", help="do not freeze satisfied samples")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--workers", type=int, default=None, help="processes for the measures")
+    t.set_defaults(func=_cmd_steer)
     return parser
 
 

@@ -18,7 +18,7 @@ independent judge), goal by goal, with ``oracle_tol`` pixels of slack for regres
 
 =================  =============================================================
 ``prop=max|min``    the measured value moved that way
-``prop=+D|-D``      the measured change is at least ``|D| - oracle_tol`` that way
+``prop=+D|-D``      the measured change is at least ``|D| - min(oracle_tol, |D|/2)``
 ``prop=V``          the measured value is within ``oracle_tol`` of ``V``
 ``prop=keep``       the measured value moved by at most ``oracle_tol``
 ``digit=K``         the judge reads ``K``
@@ -225,7 +225,8 @@ def _success(spec: GoalSpec, before: np.ndarray, after: np.ndarray, tol: float) 
     if spec.kind == "keep":
         return np.abs(change) <= tol
     if spec.kind == "change":
-        return np.sign(spec.value) * change >= abs(spec.value) - tol
+        # Within tol of the requested change, and never less than half of it.
+        return np.sign(spec.value) * change >= abs(spec.value) - min(tol, abs(spec.value) / 2)
     return np.abs(after - spec.value) <= tol
 
 

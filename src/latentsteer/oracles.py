@@ -58,7 +58,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     cov_b = np.cov(b, rowvar=False) + ridge
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+        root = linalg.sqrtm(cov_a @ cov_b)
     root = root.real  # numerical noise can add a tiny imaginary part
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
 

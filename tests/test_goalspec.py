@@ -1,0 +1,77 @@
+"""Goal strings (params.yaml and the CLI) → goals, and their one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_model
+
+from latentsteer.goalspec import parse_goal
+from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target
+
+
+@pytest.mark.parametrize(
+    ("text", "cls", "attrs"),
+    [
+        ("thickness=max", Maximize, {"prop": "thickness", "weight": 1.0}),
+        ("thickness=min@2", Minimize, {"prop": "thickness", "weight": 2.0}),
+        ("thickness=3.5", Target, {"value": 3.5, "tol": 0.25}),
+        ("thickness=4", Target, {"value": 4.0}),
+        ("thickness=+1.5", Increase, {"by": 1.5}),
+        ("thickness=-0.5 @ 3", Increase, {"by": -0.5, "weight": 3.0}),
+        ("thickness=keep", Keep, {"head": "thickness", "constraint": True}),
+        ("digit=3", Class, {"head": "digit", "k": 3}),
+        ("digit=keep", Keep, {"head": "digit", "constraint": True}),
+    ],
+)
+def test_goal_strings_build_the_named_goal(text, cls, attrs):
+    goal = parse_goal(text).goal(tiny_model())
+    assert type(goal) is cls
+    for key, value in attrs.items():
+        assert getattr(goal, key) == value, key
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("thickness", "bad goal 'thickness'; accepted: prop=max"),
+        ("thickness=big", "'big' is not accepted; accepted: prop=max"),
+        ("thickness=max@0", "weight must be a positive number"),
+        ("thickness=max@x", "weight 'x' is not a number"),
+        ("thickness=nan", "the value must be finite"),
+    ],
+)
+def test_malformed_goal_strings_say_what_is_accepted(text, message):
+    with pytest.raises(ValueError, match=message.replace("+", r"\+")):
+        parse_goal(text)
+
+
+def test_goal_errors_need_the_model_to_name_heads():
+    model = tiny_model()
+    with pytest.raises(
+        ValueError, match="unknown property 'stroke'; this model has digit, thickness"
+    ):
+        parse_goal("stroke=max").goal(model)
+    with pytest.raises(
+        ValueError, match="'digit' is a class head; accepted: digit=K or digit=keep"
+    ):
+        parse_goal("digit=max").goal(model)
+    with pytest.raises(ValueError, match="accepted: digit=K"):
+        parse_goal("digit=2.5").goal(model)
+    with pytest.raises(ValueError, match="classes run from 0 to 9"):
+        parse_goal("digit=12").goal(model).bind(model, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="thickness=40 is impossible for this model"):
+        parse_goal("thickness=40").goal(model).bind(model, torch.zeros(2, 4))
+
+
+def test_negative_change_lowers_the_property():
+    model = tiny_model()
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    down = parse_goal("thickness=-0.5").goal(model).bind(model, z)
+    start = model.predict(z)["thickness"]
+    assert down.label == "thickness=-0.5"
+    assert not down.satisfied({"thickness": start}).any()
+    assert down.satisfied({"thickness": start - 0.6}).all()
+    assert (down.violation({"thickness": start - 0.5}) == 0).all()
+    with pytest.raises(ValueError, match="non-zero"):
+        Increase("thickness", 0.0).bind(model, z)
