@@ -41,7 +41,7 @@ def main(params: dict[str, Any]) -> None:
     name = sys.argv[1]
     cfg = experiment_config(params, name)
     shared = section(params, "optimize", OptimizeConfig)
-    ctx: Context = load_context("models/vae", "models/judge", "data/raw", shared)
+    ctx: Context = load_context("models/vae_calibrated", "models/judge", "data/raw", shared)
     outcome = run_experiment(cfg, ctx)
     folder = RESULTS / name
     write_results(outcome, folder)

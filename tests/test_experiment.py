@@ -21,6 +21,7 @@ from latentsteer.experiment import (
 from latentsteer.goalspec import parse_goal
 from latentsteer.judge import Judge, JudgeConfig, save_judge
 from latentsteer.model import save_model
+from latentsteer.morphometry import measure
 from latentsteer.readout import readout
 
 
@@ -29,7 +30,12 @@ def ctx(mnist_test) -> Context:
     torch.manual_seed(0)
     model = tiny_model()
     images = torch.as_tensor(mnist_test[0][:300], dtype=torch.float32) / 255
-    return Context(model, Judge().eval(), images[200:], model.encode(images[:200]), None, 1)
+    ref = images[200:]
+    thickness = measure(ref.numpy(), workers=1, progress=False).thickness.to_numpy()
+    labels = np.asarray(mnist_test[1][200:300])
+    return Context(
+        model, Judge().eval(), ref, labels, thickness, model.encode(images[:200]), None, 1
+    )
 
 
 def test_config_checks_values_and_goals():
@@ -115,6 +121,7 @@ def test_latent_experiment_writes_verified_results(ctx, tmp_path):
         assert f"manifold_{name}_start" in m and f"manifold_{name}_end" in m
     assert m["stopped_steps"] == 6 and m["model_calls_per_sample"] == 8
     assert m["realism_start"] > 0 and m["realism_ratio"] > 0
+    assert m["realism_matched_start"] > 0 and m["realism_matched_ratio"] > 0
 
 
 def test_data_space_experiment_moves_pixels(ctx, tmp_path):

@@ -79,3 +79,13 @@ def test_data_space_ascent_moves_pixels_within_range(model, mnist_test):
     # Constraints bind at the encoded start, as in latent steering.
     kept = data_space_ascent(model, x, [Maximize("thickness"), Keep("digit")], steps=3)
     assert kept.images.shape == (4, 3, 28, 28)
+
+
+def test_matched_reference_picks_same_class_nearest_thickness():
+    ref_digit = np.array([3, 3, 3, 7, 7])
+    ref_thick = np.array([1.0, 2.0, 4.0, 2.0, 5.0])
+    idx = oracles.matched_reference(
+        np.array([3, 3, 7, 1]), np.array([3.9, 1.4, 9.0, 2.1]), ref_digit, ref_thick
+    )
+    # A class missing from the reference matches on thickness alone.
+    assert idx.tolist() == [2, 0, 4, 1]

@@ -26,6 +26,7 @@ TINY = {
     "judge": {"epochs": 1, "batch_size": 50},
     "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
     "train": {"epochs": 2, "batch_size": 50},
+    "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},
     "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
 }
 # The tiny pipeline's experiments replace the default ones: one latent, one data-space.
@@ -84,7 +85,7 @@ def tiny_repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
-    for stage in ("download", "labels", "train_judge", "train", "evaluate",
+    for stage in ("download", "labels", "train_judge", "train", "evaluate", "calibrate",
                   "optimize@up", "optimize@pixels"):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
     for split in ("train", "val", "test"):
@@ -138,7 +139,7 @@ def test_runs_are_tracked_in_mlflow(tiny_repo):
     exp = client.get_experiment_by_name("latentsteer")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags["stage"] for r in runs}
-    assert {"train_judge", "train", "evaluate", "optimize"} <= stages
+    assert {"train_judge", "train", "evaluate", "calibrate", "optimize"} <= stages
     up = next(r for r in runs if r.info.run_name == "optimize@up")
     assert up.data.tags["experiment"] == "up" and up.data.tags["method"] == "latent"
     assert up.data.params["experiment.start"] == "random:6"
@@ -161,7 +162,7 @@ def test_labels_param_change_reruns_dependents_only(tiny_repo):
     status = dvc("status", cwd=tiny_repo).stdout
     assert "labels:" in status and "download:" not in status and "train_judge:" not in status
     again = dvc("repro", cwd=tiny_repo)
-    for stage in ("labels", "train", "evaluate"):
+    for stage in ("labels", "train", "evaluate", "calibrate", "optimize@up", "optimize@pixels"):
         assert f"Running stage '{stage}'" in again.stdout, stage
     for stage in ("download", "train_judge"):
         assert f"Running stage '{stage}'" not in again.stdout, stage

@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a goal, repeatable ({SYNTAX})")  # fmt: skip
     t.add_argument("--start", default="random:256", help=f"where to start: {SPEC_HELP}")
     t.add_argument("--out", required=True, help="output folder")
-    t.add_argument("--model", default="models/vae", help="VAE folder (default: models/vae)")
+    t.add_argument(
+        "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
+    )
     t.add_argument("--judge", default="models/judge", help="judge folder (default: models/judge)")
     t.add_argument("--data", default="data/raw", help="MNIST folder for test: starts and realism")
     t.add_argument("--method", default="latent", choices=["latent", "data_space"])

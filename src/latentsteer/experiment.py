@@ -13,6 +13,11 @@ oracles; :func:`write_results` writes the files both the DVC stage and the CLI p
 * ``metrics.json`` — oracle success, measured change, predicted-vs-measured gap, realism,
   manifold scores, stop reasons and wall time.
 
+Realism is the Fréchet distance in the judge's features to real test digits, twice: to the
+whole reference set (``realism_*``), and to the real digits matched to each sample on the
+judge's class and the measured thickness (``realism_matched_*``), which does not count
+"these are all thick 3s" as unrealism. Each is reported for the start and the end.
+
 Success is always judged by the oracles (Morpho-MNIST measures of the decoded image and the
 independent judge), goal by goal, with ``oracle_tol`` pixels of slack for regression goals:
 
@@ -47,7 +52,7 @@ from latentsteer.goalspec import GoalSpec, parse_goal
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
 from latentsteer.morphometry import MEASURES
-from latentsteer.oracles import OracleReport, read, realism
+from latentsteer.oracles import OracleReport, matched_reference, read, realism
 from latentsteer.plots import save_curves, save_grid
 from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty, Safeguard
 from latentsteer.starts import Start, parse_start
@@ -115,6 +120,8 @@ class Context:
         model: the trained VAE.
         judge: the independent digit classifier.
         reference: ``(m, 28, 28)`` real test digits for the realism score.
+        reference_digit: ``(m,)`` their labels.
+        reference_thickness: ``(m,)`` their measured thickness.
         train_codes: ``(k, d)`` encoded training digits, for the kNN safeguard and scores.
         data_root: where ``test:A-B`` starts read MNIST from.
         workers: processes for the Morpho-MNIST measures.
@@ -123,6 +130,8 @@ class Context:
     model: MultiHeadVAE
     judge: Judge
     reference: torch.Tensor
+    reference_digit: np.ndarray
+    reference_thickness: np.ndarray
     train_codes: torch.Tensor
     data_root: str | Path | None = None
     workers: int | None = None
@@ -296,9 +305,15 @@ def assess(
     m["success_gap"] = m["predicted_success_rate"] - m["success_rate"]
 
     images = result.images
-    m["realism_start"] = realism(images[0], ctx.reference, ctx.judge)
-    m["realism_end"] = realism(images[-1], ctx.reference, ctx.judge)
+    for when, x, report in (("start", images[0], first), ("end", images[-1], last)):
+        m[f"realism_{when}"] = realism(x, ctx.reference, ctx.judge)
+        idx = matched_reference(
+            report.digit, report.measures.thickness.to_numpy(),
+            ctx.reference_digit, ctx.reference_thickness,
+        )  # fmt: skip
+        m[f"realism_matched_{when}"] = realism(x, ctx.reference[idx], ctx.judge)
     m["realism_ratio"] = m["realism_end"] / max(m["realism_start"], 1e-9)
+    m["realism_matched_ratio"] = m["realism_matched_end"] / max(m["realism_matched_start"], 1e-9)
     starts = _manifold(model, result.z[0], safeguards(cfg, ctx))
     for name, score in result.manifold.items():
         m[f"manifold_{name}_start"] = float(starts[name].mean())

@@ -63,6 +63,33 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
 
 
+def matched_reference(
+    digit: np.ndarray, thickness: np.ndarray, ref_digit: np.ndarray, ref_thickness: np.ndarray
+) -> np.ndarray:
+    """For each sample, the real digit of the same class with the nearest thickness.
+
+    Steering changes *what* a set of digits is (all 3s, all thick); the plain realism score
+    counts that change as unrealism. Comparing with real digits matched on class and
+    thickness asks only whether they look like real digits *of that kind*.
+
+    Args:
+        digit: ``(n,)`` the judge's class of each sample.
+        thickness: ``(n,)`` each sample's measured thickness (NaN matches any).
+        ref_digit, ref_thickness: ``(m,)`` the same for the real reference digits.
+
+    Returns:
+        ``(n,)`` indices into the reference (with repeats).
+    """
+    out = np.empty(len(digit), dtype=np.int64)
+    for i, (d, t) in enumerate(zip(digit, thickness, strict=True)):
+        pool = np.flatnonzero(ref_digit == d)
+        if len(pool) == 0:
+            pool = np.arange(len(ref_digit))
+        gap = np.abs(ref_thickness[pool] - t) if np.isfinite(t) else np.zeros(len(pool))
+        out[i] = pool[np.argmin(gap)]
+    return out
+
+
 def realism(images: torch.Tensor, reference: torch.Tensor, judge: Judge) -> float:
     """Fréchet distance in the judge's feature space from ``images`` to real ``reference``."""
     feats = judge.embed(images.detach().float().cpu()).cpu().numpy()

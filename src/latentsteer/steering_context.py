@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from latentsteer.datasets import load_split
 from latentsteer.experiment import Context
 from latentsteer.judge import load_judge
 from latentsteer.model import load_model
+from latentsteer.morphometry import measure
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.train import resolve_device
 
@@ -17,16 +19,20 @@ from latentsteer.train import resolve_device
 def load_context(
     model_dir: str | Path, judge_dir: str | Path, data_root: str | Path, cfg: OptimizeConfig
 ) -> Context:
-    """Model and judge on ``cfg.device``, the last ``cfg.reference`` test digits as the
-    realism reference (kept apart from ``test:A-B`` starts, which count from 0) and the codes
-    of the first ``cfg.knn_codes`` training digits."""
+    """Model and judge on ``cfg.device``, the last ``cfg.reference`` test digits (with labels
+    and measured thickness) as the realism reference, kept apart from ``test:A-B`` starts,
+    which count from 0, and the codes of the first ``cfg.knn_codes`` training digits."""
     device = resolve_device(cfg.device)
     model = load_model(model_dir, device)
     judge = load_judge(judge_dir, device)
-    test, _ = load_split(data_root, "test")
+    test, test_labels = load_split(data_root, "test")
     train, _ = load_split(data_root, "train")
     reference = torch.as_tensor(test[-cfg.reference :], dtype=torch.float32) / 255.0
+    thickness = measure(reference.numpy(), workers=cfg.workers, progress=False).thickness
     train_x = torch.as_tensor(train[: cfg.knn_codes], dtype=torch.float32) / 255.0
     with torch.no_grad():
         codes = model.encode(train_x.to(device))  # (k, d) posterior means
-    return Context(model, judge, reference, codes, data_root, cfg.workers)
+    return Context(
+        model, judge, reference, np.asarray(test_labels[-cfg.reference :]),
+        thickness.to_numpy(), codes, data_root, cfg.workers,
+    )  # fmt: skip
