@@ -83,7 +83,8 @@ def test_mixed_readout_reads_classes_through_the_image():
 
 def test_latent_experiment_writes_verified_results(ctx, tmp_path):
     cfg = ExperimentConfig(goals=["thickness=+0.3", "digit=keep"], start="random:6", steps=7,
-                           record_every=3, knn=0.1, stop_when_satisfied=False)  # fmt: skip
+                           record_every=3, knn=0.1, proximity=0.01,
+                           stop_when_satisfied=False)  # fmt: skip
     out = run_experiment(cfg, ctx)
     write_results(out, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -117,7 +118,8 @@ def test_latent_experiment_writes_verified_results(ctx, tmp_path):
     assert m["thickness_gap"] == pytest.approx(
         float((traj_pred[-1].numpy() - measured).mean()), abs=1e-5
     )
-    for name in ("prior", "knn", "cycle"):
+    assert m["manifold_proximity_start"] == 0  # the start is its own anchor
+    for name in ("prior", "knn", "cycle", "proximity"):
         assert f"manifold_{name}_start" in m and f"manifold_{name}_end" in m
     assert m["stopped_steps"] == 6 and m["model_calls_per_sample"] == 8
     assert m["realism_start"] > 0 and m["realism_ratio"] > 0

@@ -8,7 +8,7 @@ from conftest import tiny_model
 
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target, combine
-from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty
+from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty, Proximity, anchor
 from latentsteer.steer import StopRule, steer
 
 
@@ -123,6 +123,20 @@ def test_safeguards(model):
     assert set(res.manifold) == {"prior", "knn"} and res.manifold["knn"].shape == (5,)
     with pytest.raises(ValueError, match="at least k=10 codes"):
         KNNDensity(torch.randn(3, 4))
+
+
+def test_proximity_holds_the_picture_near_the_start(model):
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(ValueError, match="anchored to the start codes"):
+        Proximity().score(model, z)
+    (anchored,) = anchor(model, z, [Proximity()])
+    torch.testing.assert_close(anchored.score(model, z), torch.zeros(6))
+    free = steer(model, z, [Maximize("thickness")], steps=20, lr=0.2)
+    held = steer(model, z, [Maximize("thickness")], steps=20, lr=0.2,
+                 safeguards=[Proximity(weight=50.0)])  # fmt: skip
+    moved = lambda r: (r.final_images - r.images[0]).pow(2).sum(dim=(1, 2))  # noqa: E731
+    assert (moved(held) < moved(free)).all()
+    torch.testing.assert_close(held.manifold["proximity"], moved(held))
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def _cmd_steer(args: argparse.Namespace) -> None:
     settings = {
         "goals": args.goal, "method": args.method, "start": args.start, "seed": args.seed,
         "steps": args.steps, "lr": args.lr, "optimizer": args.optimizer, "readout": args.readout,
-        "prior": args.prior, "knn": args.knn, "cycle": args.cycle,
+        "prior": args.prior, "knn": args.knn, "cycle": args.cycle, "proximity": args.proximity,
         "stop_when_satisfied": not args.no_stop,
     }  # fmt: skip
     if args.lr is None:
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prior", type=float, default=0.05, help="prior penalty weight (0 = off)")
     t.add_argument("--knn", type=float, default=0.0, help="kNN density penalty weight")
     t.add_argument("--cycle", type=float, default=0.0, help="cycle consistency penalty weight")
+    t.add_argument("--proximity", type=float, default=0.0, help="pixel-change penalty weight")
     t.add_argument("--no-stop", action="store_true", help="do not freeze satisfied samples")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, default=None, help="processes for the measures")

@@ -54,7 +54,14 @@ from latentsteer.model import MultiHeadVAE
 from latentsteer.morphometry import MEASURES
 from latentsteer.oracles import OracleReport, matched_reference, read, realism
 from latentsteer.plots import save_curves, save_grid
-from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty, Safeguard
+from latentsteer.safeguards import (
+    CycleConsistency,
+    KNNDensity,
+    PriorPenalty,
+    Proximity,
+    Safeguard,
+    anchor,
+)
 from latentsteer.starts import Start, parse_start
 from latentsteer.steer import SteerResult, StopRule, steer
 
@@ -81,6 +88,7 @@ class ExperimentConfig:
     knn: float = 0.0  # kNN-density penalty weight (0 = off)
     knn_k: int = 10  # neighbours for the kNN density
     cycle: float = 0.0  # decode-encode consistency penalty weight (0 = off)
+    proximity: float = 0.0  # penalty weight on pixel change from the start (0 = off)
     stop_when_satisfied: bool = True  # freeze a sample once all its goals hold
     grad_tol: float | None = 1e-5  # freeze a sample when its gradient norm falls below
     patience: int | None = None  # freeze a sample after this many steps without gain
@@ -97,7 +105,7 @@ class ExperimentConfig:
         for key in ("lr", "tol", "oracle_tol"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be positive; got {getattr(self, key)!r}")
-        for key in ("penalty", "prior", "knn", "cycle"):
+        for key in ("penalty", "prior", "knn", "cycle", "proximity"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"{key} must be >= 0; got {getattr(self, key)!r}")
         if not 0 < self.confidence < 1:
@@ -150,11 +158,12 @@ class Outcome:
 
 
 def safeguards(cfg: ExperimentConfig, ctx: Context) -> list[Safeguard]:
-    """All three safeguards with the experiment's weights (weight 0 = measured, not applied)."""
+    """All four safeguards with the experiment's weights (weight 0 = measured, not applied)."""
     return [
         PriorPenalty(cfg.prior, cfg.radius),
         KNNDensity(ctx.train_codes, cfg.knn_k, cfg.knn),
         CycleConsistency(cfg.cycle),
+        Proximity(cfg.proximity),
     ]
 
 
@@ -175,14 +184,14 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
             stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
         )  # fmt: skip
-        result.manifold = _manifold(model, result.z[-1], guards)
+        result.manifold = _manifold(model, result.z[0], result.z[-1], guards)
     else:
         assert start.images is not None
         result = data_space_ascent(
             model, start.images.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
             penalty_weight=cfg.penalty, readout=cfg.readout,
         )  # fmt: skip
-        result.manifold = _manifold(model, result.z[-1], guards)
+        result.manifold = _manifold(model, result.z[0], result.z[-1], guards)
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
     images = result.images[frames]  # (F, n, 28, 28)
     flat = images.reshape(-1, 28, 28)
@@ -206,9 +215,12 @@ def _projects(g: Safeguard) -> bool:
 
 
 @torch.no_grad()
-def _manifold(model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard]) -> dict:
-    z = z.to(model.device)
-    return {g.name: g.score(model, z).cpu() for g in guards}
+def _manifold(
+    model: MultiHeadVAE, z0: torch.Tensor, z: torch.Tensor, guards: list[Safeguard]
+) -> dict[str, torch.Tensor]:
+    """Every safeguard's per-sample score at ``z``, anchored at the start ``z0``."""
+    z0, z = z0.to(model.device), z.to(model.device)
+    return {g.name: g.score(model, z).cpu() for g in anchor(model, z0, guards)}
 
 
 def recorded_steps(last: int, every: int) -> np.ndarray:
@@ -314,7 +326,7 @@ def assess(
         m[f"realism_matched_{when}"] = realism(x, ctx.reference[idx], ctx.judge)
     m["realism_ratio"] = m["realism_end"] / max(m["realism_start"], 1e-9)
     m["realism_matched_ratio"] = m["realism_matched_end"] / max(m["realism_matched_start"], 1e-9)
-    starts = _manifold(model, result.z[0], safeguards(cfg, ctx))
+    starts = _manifold(model, result.z[0], result.z[0], safeguards(cfg, ctx))
     for name, score in result.manifold.items():
         m[f"manifold_{name}_start"] = float(starts[name].mean())
         m[f"manifold_{name}_end"] = float(score.mean())

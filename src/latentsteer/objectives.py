@@ -195,10 +195,15 @@ class Increase(Goal):
 
 
 def _class_goal(
-    goal: Goal, read: Readout, head: str, k: torch.Tensor, label: str, confidence: float
-) -> BoundGoal:
-    """Shared scoring of Class and Keep on a class head: log-probability of class ``k``."""
-    log_conf = math.log(confidence)
+    goal: Goal, read: Readout, head: str, k: torch.Tensor, label: str,
+    confidence: float | torch.Tensor,
+) -> BoundGoal:  # fmt: skip
+    """Shared scoring of Class and Keep on a class head: log-probability of class ``k``.
+
+    ``confidence`` is the probability of ``k`` that satisfies the goal: one number, or
+    ``(n,)`` per sample.
+    """
+    log_conf = torch.as_tensor(confidence).log()
 
     def logp(p: Predictions) -> torch.Tensor:
         probs = p[head].clamp_min(1e-12)
@@ -231,7 +236,13 @@ class Class(Goal):
 
 @dataclass
 class Keep(Goal):
-    """Stay in the starting class (class head) or at the starting value ± ``tol``."""
+    """Stay in the starting class (class head) or at the starting value ± ``tol``.
+
+    On a class head the probability of the starting class must stay at least
+    ``min(confidence, its probability at the start)``. The floor is relative on purpose: a
+    start the head reads with only 45% is often one it misreads (the judge sees another
+    digit), and demanding 90% there would redraw the digit as the head's guess.
+    """
 
     head: str
     tol: float = 0.25
@@ -247,8 +258,9 @@ class Keep(Goal):
         with torch.no_grad():
             start = read(z0)[self.head]
         if model.head_spec(self.head).kind == "class":
-            label = f"{self.head}=keep"
-            return _class_goal(self, read, self.head, start.argmax(1), label, self.confidence)
+            k = start.argmax(1)  # (n,)
+            floor = start.gather(1, k[:, None]).squeeze(1).clamp(max=self.confidence)
+            return _class_goal(self, read, self.head, k, f"{self.head}=keep", floor)
         _, sd = _scale(model, model.head_names.index(self.head))
         return _band_goal(self, read, self.head, start, self.tol, sd, f"{self.head}=keep")
 

@@ -21,7 +21,7 @@ from latentsteer.objectives import BoundGoal, Goal, combine
 from latentsteer.oracles import Verification, verify
 from latentsteer.readout import Readout
 from latentsteer.readout import readout as make_readout
-from latentsteer.safeguards import Safeguard, manifold_scores, penalty
+from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
 
 
 @dataclass
@@ -144,9 +144,9 @@ def steer(
         raise ValueError(f"optimizer must be adam or sgd; got {optimizer!r}")
     torch.manual_seed(seed)
     model.eval()
-    guards = safeguards or []
     rules = stop or StopRule()
     z0 = model._as_codes(start).detach()  # validates shape and finiteness
+    guards = anchor(model, z0, safeguards or [])
     read = make_readout(model, readout)
     bound = _bind(list(goals), model, z0, read)
     objective_of = combine(bound, penalty=penalty_weight)
