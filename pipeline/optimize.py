@@ -20,6 +20,7 @@ from latentsteer.stage import run_stage
 from latentsteer.steering_context import load_context
 
 RESULTS = Path("results")
+MODEL, JUDGE, RAW, LABELS = "models/vae_calibrated", "models/judge", "data/raw", "data/labels"
 
 
 def experiment_config(params: dict[str, Any], name: str) -> ExperimentConfig:
@@ -41,7 +42,7 @@ def main(params: dict[str, Any]) -> None:
     name = sys.argv[1]
     cfg = experiment_config(params, name)
     shared = section(params, "optimize", OptimizeConfig)
-    ctx: Context = load_context("models/vae_calibrated", "models/judge", "data/raw", shared)
+    ctx: Context = load_context(MODEL, JUDGE, RAW, LABELS, shared)
     outcome = run_experiment(cfg, ctx)
     folder = RESULTS / name
     write_results(outcome, folder)

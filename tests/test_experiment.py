@@ -166,19 +166,29 @@ def folders(tmp_path_factory):
     return root
 
 
+def _fake_data(monkeypatch, mnist_test) -> None:
+    """Serve 300 test digits and a thickness table in place of the pipeline's data folders."""
+    import pandas as pd
+
+    import latentsteer.steering_context as sc
+
+    images, labels = mnist_test[0][:300], mnist_test[1][:300]
+    table = pd.DataFrame({"thickness": np.linspace(1.5, 4.0, 300)})
+    monkeypatch.setattr(sc, "load_split", lambda root, split: (images, labels))
+    monkeypatch.setattr(sc, "read_labels", lambda root, split: table)
+
+
 def _steer(folders, tmp_path, *extra: str) -> int:
     return cli([
         "steer", "--model", str(folders / "vae"), "--judge", str(folders / "judge"),
-        "--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "out"), "--workers", "1",
+        "--data", str(tmp_path / "no-data"), "--labels", str(tmp_path / "no-labels"),
+        "--out", str(tmp_path / "out"), "--workers", "1",
         *extra,
     ])  # fmt: skip
 
 
 def test_cli_steer_writes_the_stage_files(folders, tmp_path, monkeypatch, capsys, mnist_test):
-    import latentsteer.steering_context as sc
-
-    images, labels = mnist_test[0][:300], mnist_test[1][:300]
-    monkeypatch.setattr(sc, "load_split", lambda root, split: (images, labels))
+    _fake_data(monkeypatch, mnist_test)
     code = _steer(folders, tmp_path, "--goal", "thickness=+0.2", "--goal", "digit=keep@2",
                   "--start", "random:4", "--steps", "3")  # fmt: skip
     assert code == 0
@@ -205,11 +215,7 @@ def test_cli_steer_writes_the_stage_files(folders, tmp_path, monkeypatch, capsys
 def test_cli_steer_errors_are_one_line(
     folders, tmp_path, monkeypatch, capsys, mnist_test, args, message
 ):
-    import latentsteer.steering_context as sc
-
-    monkeypatch.setattr(
-        sc, "load_split", lambda root, split: (mnist_test[0][:300], mnist_test[1][:300])
-    )
+    _fake_data(monkeypatch, mnist_test)
     assert _steer(folders, tmp_path, *args) == 1
     err = capsys.readouterr().err
     assert err.startswith("latentsteer steer: error: ") and message in err

@@ -65,7 +65,7 @@ def _cmd_steer(args: argparse.Namespace) -> None:
         settings.pop("lr")
     cfg = ExperimentConfig(**settings)  # argparse checked the types; this checks the values
     shared = OptimizeConfig(device=args.device, workers=args.workers)
-    ctx = load_context(args.model, args.judge, args.data, shared)
+    ctx = load_context(args.model, args.judge, args.data, args.labels, shared)
     outcome = run_experiment(cfg, ctx)
     write_results(outcome, args.out)
     m = outcome.metrics
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--judge", default="models/judge", help="judge folder (default: models/judge)")
     t.add_argument("--data", default="data/raw", help="MNIST folder for test: starts and realism")
+    t.add_argument("--labels", default="data/labels", help="label tables (realism reference)")
     t.add_argument("--method", default="latent", choices=["latent", "data_space"])
     t.add_argument("--seed", type=int, default=0, help="seed of random: starts")
     t.add_argument("--steps", type=int, default=150, help="largest number of steps")

@@ -52,7 +52,7 @@ from latentsteer.goalspec import GoalSpec, parse_goal
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
 from latentsteer.morphometry import MEASURES
-from latentsteer.oracles import OracleReport, matched_reference, read, realism
+from latentsteer.oracles import OracleReport, frechet_distance, matched_reference, read
 from latentsteer.plots import save_curves, save_grid
 from latentsteer.safeguards import (
     CycleConsistency,
@@ -143,6 +143,11 @@ class Context:
     train_codes: torch.Tensor
     data_root: str | Path | None = None
     workers: int | None = None
+    reference_features: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The judge's features of the reference, computed once for every realism score.
+        self.reference_features = self.judge.embed(self.reference).cpu().numpy()
 
 
 @dataclass
@@ -153,6 +158,7 @@ class Outcome:
     start: Start
     result: SteerResult
     frames: np.ndarray  # (F,) recorded steps
+    images: torch.Tensor  # (F, n, 28, 28) the decoded path at those steps
     frame_reports: list[OracleReport]  # oracle readings of every recorded frame
     metrics: dict[str, float | int | str]
 
@@ -193,7 +199,7 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
         )  # fmt: skip
         result.manifold = _manifold(model, result.z[0], result.z[-1], guards)
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
-    images = result.images[frames]  # (F, n, 28, 28)
+    images = result.images_at(frames.tolist())  # (F, n, 28, 28)
     flat = images.reshape(-1, 28, 28)
     one = read(flat, ctx.judge, workers=ctx.workers)  # every frame at once: one pool
     n = images.shape[1]
@@ -206,8 +212,8 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
         )  # fmt: skip
         for i in range(len(frames))
     ]
-    metrics = assess(cfg, ctx, start, result, reports[0], reports[-1])
-    return Outcome(cfg, start, result, frames, reports, metrics)
+    metrics = assess(cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1])
+    return Outcome(cfg, start, result, frames, images, reports, metrics)
 
 
 def _projects(g: Safeguard) -> bool:
@@ -256,6 +262,8 @@ def assess(
     ctx: Context,
     start: Start,
     result: SteerResult,
+    first_images: torch.Tensor,
+    last_images: torch.Tensor,
     first: OracleReport,
     last: OracleReport,
 ) -> dict[str, float | int | str]:
@@ -316,14 +324,15 @@ def assess(
     m["predicted_success_rate"] = float(ok_pred.mean())
     m["success_gap"] = m["predicted_success_rate"] - m["success_rate"]
 
-    images = result.images
-    for when, x, report in (("start", images[0], first), ("end", images[-1], last)):
-        m[f"realism_{when}"] = realism(x, ctx.reference, ctx.judge)
+    ref = ctx.reference_features
+    for when, x, report in (("start", first_images, first), ("end", last_images, last)):
+        feats = ctx.judge.embed(x).cpu().numpy()
+        m[f"realism_{when}"] = frechet_distance(feats, ref)
         idx = matched_reference(
             report.digit, report.measures.thickness.to_numpy(),
             ctx.reference_digit, ctx.reference_thickness,
         )  # fmt: skip
-        m[f"realism_matched_{when}"] = realism(x, ctx.reference[idx], ctx.judge)
+        m[f"realism_matched_{when}"] = frechet_distance(feats, ref[idx])
     m["realism_ratio"] = m["realism_end"] / max(m["realism_start"], 1e-9)
     m["realism_matched_ratio"] = m["realism_matched_end"] / max(m["realism_matched_start"], 1e-9)
     starts = _manifold(model, result.z[0], result.z[0], safeguards(cfg, ctx))
@@ -367,7 +376,7 @@ def write_results(outcome: Outcome, folder: str | Path, rows: int = 8, cols: int
     folder.mkdir(parents=True, exist_ok=True)
     res, frames = outcome.result, outcome.frames
     arrays = {
-        "images": res.images[frames].numpy().astype(np.float32),
+        "images": outcome.images.numpy().astype(np.float32),
         "z": res.z[frames].numpy().astype(np.float32),
         "step": frames.astype(np.int64),
         "stop_step": res.stop_step.numpy(),
@@ -378,10 +387,10 @@ def write_results(outcome: Outcome, folder: str | Path, rows: int = 8, cols: int
     with atomic_file(folder / "trajectory.npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
 
-    shown = min(rows, res.images.shape[1])
+    shown = min(rows, outcome.images.shape[1])
     picks = np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int)
-    cols_at = frames[np.unique(picks)]  # evenly spread steps, first and last included
-    grid = res.images[cols_at][:, :shown].transpose(0, 1)  # (rows, cols, 28, 28)
+    picks = np.unique(picks)  # evenly spread recorded steps, first and last included
+    grid = outcome.images[picks][:, :shown].transpose(0, 1)  # (rows, cols, 28, 28)
     save_grid(grid, folder / "grid.png")
 
     save_curves(curves(outcome), folder / "curves.png", title=_title(outcome))

@@ -39,10 +39,21 @@ class OracleReport:
     probabilities: np.ndarray
 
 
+# Spawned measure workers re-import the caller's main module; next to torch that takes
+# seconds, more than measuring a few thousand images in this process.
+IN_PROCESS_BELOW = 3000
+
+
 def read(images: torch.Tensor, judge: Judge, workers: int | None = None) -> OracleReport:
-    """Measure and judge ``(n, 28, 28)`` images in [0, 1]."""
+    """Measure and judge ``(n, 28, 28)`` images in [0, 1].
+
+    ``workers=None`` measures batches under ``IN_PROCESS_BELOW`` images in this process and
+    larger ones on every core.
+    """
     x = images.detach().float().cpu().clamp(0, 1)
     probs = judge.probabilities(x).cpu().numpy()
+    if workers is None and len(x) < IN_PROCESS_BELOW:
+        workers = 1
     table = measure(x.numpy(), workers=workers, progress=False)
     return OracleReport(table, probs.argmax(1), probs.max(1), probs)
 

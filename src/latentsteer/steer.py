@@ -10,6 +10,7 @@ while the others go on.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -67,11 +68,18 @@ class SteerResult:
     def images(self) -> torch.Tensor:
         """``(T+1, n, 28, 28)`` the decoded path, in [0, 1] (computed once, on demand)."""
         if self._images is None:
-            with torch.no_grad():
-                flat = self.z.reshape(-1, self.z.shape[-1]).to(self.model.device)
-                parts = [self.model.decode(b).cpu() for b in flat.split(4096)]
-            self._images = torch.cat(parts).reshape(*self.z.shape[:2], 28, 28)
+            self._images = self.images_at(range(len(self.z)))
         return self._images
+
+    def images_at(self, steps: Sequence[int]) -> torch.Tensor:
+        """``(len(steps), n, 28, 28)`` the decoded path at the given steps only."""
+        if self._images is not None:
+            return self._images[list(steps)]
+        with torch.no_grad():
+            z = self.z[list(steps)]
+            flat = z.reshape(-1, z.shape[-1]).to(self.model.device)
+            parts = [self.model.decode(b).cpu() for b in flat.split(4096)]
+        return torch.cat(parts).reshape(*z.shape[:2], 28, 28)
 
     @property
     def final_images(self) -> torch.Tensor:

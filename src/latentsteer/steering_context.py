@@ -10,14 +10,18 @@ import torch
 from latentsteer.datasets import load_split
 from latentsteer.experiment import Context
 from latentsteer.judge import load_judge
+from latentsteer.labelled import read_labels
 from latentsteer.model import load_model
-from latentsteer.morphometry import measure
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.train import resolve_device
 
 
 def load_context(
-    model_dir: str | Path, judge_dir: str | Path, data_root: str | Path, cfg: OptimizeConfig
+    model_dir: str | Path,
+    judge_dir: str | Path,
+    data_root: str | Path,
+    labels_root: str | Path,
+    cfg: OptimizeConfig,
 ) -> Context:
     """Model and judge on ``cfg.device``, the last ``cfg.reference`` test digits (with labels
     and measured thickness) as the realism reference, kept apart from ``test:A-B`` starts,
@@ -28,7 +32,7 @@ def load_context(
     test, test_labels = load_split(data_root, "test")
     train, _ = load_split(data_root, "train")
     reference = torch.as_tensor(test[-cfg.reference :], dtype=torch.float32) / 255.0
-    thickness = measure(reference.numpy(), workers=cfg.workers, progress=False).thickness
+    thickness = read_labels(labels_root, "test").thickness.iloc[-cfg.reference :]
     train_x = torch.as_tensor(train[: cfg.knn_codes], dtype=torch.float32) / 255.0
     with torch.no_grad():
         codes = model.encode(train_x.to(device))  # (k, d) posterior means
