@@ -89,3 +89,6 @@ def test_matched_reference_picks_same_class_nearest_thickness():
     )
     # A class missing from the reference matches on thickness alone.
     assert idx.tolist() == [2, 0, 4, 1]
+    # Each real digit is used once while its class has unused ones; then repeats begin.
+    again = oracles.matched_reference(np.full(4, 7), np.full(4, 2.0), ref_digit, ref_thick)
+    assert again.tolist() == [3, 4, 3, 3]

@@ -10,7 +10,7 @@ class OptimizeConfig:
     """Mirrors ``params.yaml: optimize``."""
 
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
-    reference: int = 2000  # last N test digits: the realism score's real reference set
+    reference: int = 5000  # last N test digits: the realism score's real reference set
     knn_codes: int = 10000  # first N training digits, encoded: the kNN safeguard's codes
     workers: int | None = None  # processes for the Morpho-MNIST measures; null = all cores
 

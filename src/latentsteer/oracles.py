@@ -77,11 +77,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def matched_reference(
     digit: np.ndarray, thickness: np.ndarray, ref_digit: np.ndarray, ref_thickness: np.ndarray
 ) -> np.ndarray:
-    """For each sample, the real digit of the same class with the nearest thickness.
+    """For each sample, a real digit of the same class with the nearest thickness.
 
     Steering changes *what* a set of digits is (all 3s, all thick); the plain realism score
     counts that change as unrealism. Comparing with real digits matched on class and
-    thickness asks only whether they look like real digits *of that kind*.
+    thickness asks only whether they look like real digits *of that kind*. Each real digit
+    is used once while its class has unused ones left, so a set of samples is compared with
+    as varied a set of real digits as the reference allows (repeats would shrink the
+    reference's spread and inflate the distance).
 
     Args:
         digit: ``(n,)`` the judge's class of each sample.
@@ -89,15 +92,19 @@ def matched_reference(
         ref_digit, ref_thickness: ``(m,)`` the same for the real reference digits.
 
     Returns:
-        ``(n,)`` indices into the reference (with repeats).
+        ``(n,)`` indices into the reference.
     """
     out = np.empty(len(digit), dtype=np.int64)
+    used = np.zeros(len(ref_digit), dtype=bool)
     for i, (d, t) in enumerate(zip(digit, thickness, strict=True)):
         pool = np.flatnonzero(ref_digit == d)
         if len(pool) == 0:
             pool = np.arange(len(ref_digit))
+        if not used[pool].all():
+            pool = pool[~used[pool]]
         gap = np.abs(ref_thickness[pool] - t) if np.isfinite(t) else np.zeros(len(pool))
         out[i] = pool[np.argmin(gap)]
+        used[out[i]] = True
     return out
 
 

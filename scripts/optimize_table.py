@@ -1,0 +1,40 @@
+"""Print the markdown table of docs/optimize.md from the pipeline's results/*/metrics.json.
+
+python scripts/optimize_table.py [results]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def fmt(value: object, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
+    print(
+        "| experiment | method | n (ambiguous) | oracle success (confident starts) "
+        "| heads' success | measured Δ thickness | predicted − measured "
+        "| realism ×start (matched) | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for folder in sorted(p for p in root.iterdir() if (p / "metrics.json").is_file()):
+        m = json.loads((folder / "metrics.json").read_text())
+        change = m.get("thickness_measured_change")
+        gap = m.get("thickness_gap")
+        print(
+            f"| {folder.name} | {m['method']} | {m['n']} ({m['ambiguous_starts']}) "
+            f"| {fmt(m['success_rate'], '.3f')} ({fmt(m['success_rate_confident'], '.3f')}) "
+            f"| {fmt(m['predicted_success_rate'], '.3f')} | {fmt(change, '+.2f')} "
+            f"| {fmt(gap, '+.2f')} "
+            f"| {fmt(m['realism_ratio'])} ({fmt(m['realism_matched_ratio'])}) "
+            f"| {m['wall_seconds']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
