@@ -36,7 +36,6 @@ can be compared.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -441,8 +440,3 @@ def curves(outcome: Outcome) -> dict[str, dict[str, np.ndarray]]:
 
 def _mean_sd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nanmean(values, axis=1), np.nanstd(values, axis=1)
-
-
-def load_metrics(folder: str | Path) -> dict:
-    """Read a results folder's ``metrics.json``."""
-    return json.loads((Path(folder) / "metrics.json").read_text())
