@@ -16,7 +16,7 @@ import torch
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Goal, combine
 from latentsteer.readout import readout as make_readout
-from latentsteer.steer import SteerResult
+from latentsteer.steer import PathRecord, SteerResult
 
 
 def data_space_ascent(
@@ -54,19 +54,14 @@ def data_space_ascent(
     objective = combine(bound, penalty=penalty_weight)
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
-    path, codes, preds, objs = [], [], [], []
-    scores: dict[str, list[torch.Tensor]] = {g.label: [] for g in bound}
+    path, record = [], PathRecord(bound)
     start = time.perf_counter()
     for t in range(steps + 1):
         mu = model.posterior(x)[0]  # (n, d)
         pred = read(mu)
         obj = objective(pred)  # (n,)
         path.append(x.detach().cpu().clone())
-        codes.append(mu.detach().cpu())
-        preds.append({k: v.detach().cpu() for k, v in pred.items()})
-        objs.append(obj.detach().cpu())
-        for g in bound:
-            scores[g.label].append(g.score(pred).detach().cpu())
+        record.add(mu, pred, obj)
         if t == steps:
             break
         (grad,) = torch.autograd.grad(-obj.sum(), x)
@@ -76,10 +71,7 @@ def data_space_ascent(
             x.clamp_(0.0, 1.0)
     n = len(x0)
     return SteerResult(
-        z=torch.stack(codes),
-        predicted={k: torch.stack([p[k] for p in preds]) for k in preds[0]},
-        scores={k: torch.stack(v) for k, v in scores.items()},
-        objective=torch.stack(objs),
+        **record.stacked(),  # type: ignore[arg-type]
         manifold={},
         stop_reason=["steps"] * n,
         stop_step=torch.full((n,), steps, dtype=torch.long),

@@ -59,7 +59,7 @@ from latentsteer.safeguards import (
     PriorPenalty,
     Proximity,
     Safeguard,
-    anchor,
+    manifold_scores,
 )
 from latentsteer.starts import Start, parse_start
 from latentsteer.steer import SteerResult, StopRule, steer
@@ -189,14 +189,14 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
             stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
         )  # fmt: skip
-        result.manifold = _manifold(model, result.z[0], result.z[-1], guards)
+        result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     else:
         assert start.images is not None
         result = data_space_ascent(
             model, start.images.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
             penalty_weight=cfg.penalty, readout=cfg.readout,
         )  # fmt: skip
-        result.manifold = _manifold(model, result.z[0], result.z[-1], guards)
+        result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
     images = result.images_at(frames.tolist())  # (F, n, 28, 28)
     flat = images.reshape(-1, 28, 28)
@@ -217,15 +217,6 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
 
 def _projects(g: Safeguard) -> bool:
     return isinstance(g, PriorPenalty) and g.radius is not None
-
-
-@torch.no_grad()
-def _manifold(
-    model: MultiHeadVAE, z0: torch.Tensor, z: torch.Tensor, guards: list[Safeguard]
-) -> dict[str, torch.Tensor]:
-    """Every safeguard's per-sample score at ``z``, anchored at the start ``z0``."""
-    z0, z = z0.to(model.device), z.to(model.device)
-    return {g.name: g.score(model, z).cpu() for g in anchor(model, z0, guards)}
 
 
 def recorded_steps(last: int, every: int) -> np.ndarray:
@@ -334,7 +325,7 @@ def assess(
         m[f"realism_matched_{when}"] = frechet_distance(feats, ref[idx])
     m["realism_ratio"] = m["realism_end"] / max(m["realism_start"], 1e-9)
     m["realism_matched_ratio"] = m["realism_matched_end"] / max(m["realism_matched_start"], 1e-9)
-    starts = _manifold(model, result.z[0], result.z[0], safeguards(cfg, ctx))
+    starts = manifold_scores(model, result.z[0], safeguards(cfg, ctx), start=result.z[0])
     for name, score in result.manifold.items():
         m[f"manifold_{name}_start"] = float(starts[name].mean())
         m[f"manifold_{name}_end"] = float(score.mean())

@@ -81,13 +81,14 @@ class Goal:
 
     # helpers -----------------------------------------------------------------
     @staticmethod
-    def _head(model: MultiHeadVAE, name: str, kind: str) -> int:
+    def _head(model: MultiHeadVAE, name: str, kind: str | None = None) -> int:
+        """Index of head ``name``, checking it exists and (unless ``None``) is of ``kind``."""
         if name not in model.head_names:
             raise ValueError(
                 f"unknown property {name!r}; this model has {', '.join(model.head_names)}"
             )
         spec = model.head_spec(name)
-        if spec.kind != kind:
+        if kind is not None and spec.kind != kind:
             use = "Class/Keep" if spec.kind == "class" else "Maximize/Minimize/Target/Increase"
             raise ValueError(f"{name!r} is a {spec.kind} head; use {use} with it")
         return model.head_names.index(name)
@@ -251,17 +252,14 @@ class Keep(Goal):
     constraint: bool = True
 
     def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
-        if self.head not in model.head_names:
-            raise ValueError(
-                f"unknown property {self.head!r}; this model has {', '.join(model.head_names)}"
-            )
+        i = self._head(model, self.head)
         with torch.no_grad():
             start = read(z0)[self.head]
         if model.head_spec(self.head).kind == "class":
             k = start.argmax(1)  # (n,)
             floor = start.gather(1, k[:, None]).squeeze(1).clamp(max=self.confidence)
             return _class_goal(self, read, self.head, k, f"{self.head}=keep", floor)
-        _, sd = _scale(model, model.head_names.index(self.head))
+        _, sd = _scale(model, i)
         return _band_goal(self, read, self.head, start, self.tol, sd, f"{self.head}=keep")
 
 

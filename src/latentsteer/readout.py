@@ -37,19 +37,19 @@ def readout(model: MultiHeadVAE, kind: Literal["code", "cycle", "mixed"] = "code
     if kind == "code":
         return model.predict
     if kind == "cycle":
-        return lambda z: model.predict(_cycle(model, z))
+        return lambda z: model.predict(cycle_code(model, z))
     if kind == "mixed":
         classes = {h.name for h in model.config.heads if h.kind == "class"}
 
         def mixed(z: torch.Tensor) -> Predictions:
-            at_code, at_image = model.predict(z), model.predict(_cycle(model, z))
+            at_code, at_image = model.predict(z), model.predict(cycle_code(model, z))
             return {k: at_image[k] if k in classes else v for k, v in at_code.items()}
 
         return mixed
     raise ValueError(f"unknown readout {kind!r}; accepted: {', '.join(READOUTS)}")
 
 
-def _cycle(model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
+def cycle_code(model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
     """``(n, d)`` the encoder's code (posterior mean) of the image ``z`` decodes to."""
     mu, _ = model.posterior(torch.sigmoid(model.decode_logits(z)))
     return mu

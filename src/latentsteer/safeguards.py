@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from latentsteer.model import MultiHeadVAE
+from latentsteer.readout import cycle_code
 
 
 @dataclass
@@ -79,8 +80,7 @@ class CycleConsistency:
 
     def score(self, model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
         """``(n,)`` ‖E(D(z)) − z‖²."""
-        mu, _ = model.posterior(torch.sigmoid(model.decode_logits(z)))
-        return (mu - z).pow(2).sum(dim=1)
+        return (cycle_code(model, z) - z).pow(2).sum(dim=1)
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         return z
@@ -126,7 +126,18 @@ def penalty(model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard]) -> to
 
 @torch.no_grad()
 def manifold_scores(
-    model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard]
+    model: MultiHeadVAE, z: torch.Tensor, guards: list[Safeguard], start: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
-    """Every safeguard's per-sample score at ``z``, whether or not it was switched on."""
-    return {g.name: g.score(model, z) for g in guards}
+    """Every safeguard's per-sample score ``(n,)`` at ``z``, whether or not it was switched on.
+
+    Args:
+        start: ``(n, d)`` start codes to anchor the guards to first (see :func:`anchor`);
+            ``None`` when they already are.
+
+    Returns:
+        safeguard name → ``(n,)`` scores, on the CPU.
+    """
+    z = z.to(model.device)
+    if start is not None:
+        guards = anchor(model, start.to(model.device), guards)
+    return {g.name: g.score(model, z).cpu() for g in guards}

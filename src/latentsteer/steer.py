@@ -97,6 +97,36 @@ class SteerResult:
         return verify(self.model, judge, self.final_images, final, workers=workers)
 
 
+class PathRecord:
+    """Per-step records of an ascent, stacked into :class:`SteerResult` fields at the end."""
+
+    def __init__(self, goals: list[BoundGoal]) -> None:
+        self.goals = goals
+        self.z: list[torch.Tensor] = []
+        self.predicted: list[dict[str, torch.Tensor]] = []
+        self.objective: list[torch.Tensor] = []
+        self.scores: dict[str, list[torch.Tensor]] = {g.label: [] for g in goals}
+
+    def add(self, z: torch.Tensor, pred: dict[str, torch.Tensor], obj: torch.Tensor) -> None:
+        """Record one step: codes ``(n, d)``, predictions, and the objective ``(n,)``."""
+        self.z.append(z.detach().cpu().clone())
+        self.predicted.append({k: v.detach().cpu() for k, v in pred.items()})
+        self.objective.append(obj.detach().cpu())
+        for g in self.goals:
+            self.scores[g.label].append(g.score(pred).detach().cpu())
+
+    def stacked(self) -> dict[str, object]:
+        """``z``, ``predicted``, ``scores`` and ``objective``, each stacked over steps."""
+        return {
+            "z": torch.stack(self.z),
+            "predicted": {
+                k: torch.stack([p[k] for p in self.predicted]) for k in self.predicted[0]
+            },
+            "scores": {k: torch.stack(v) for k, v in self.scores.items()},
+            "objective": torch.stack(self.objective),
+        }
+
+
 def _bind(
     goals: list[Goal | BoundGoal], model: MultiHeadVAE, z0: torch.Tensor, read: Readout
 ) -> list[BoundGoal]:
@@ -169,7 +199,7 @@ def steer(
     reason = ["steps"] * n
     best = torch.full((n,), -float("inf"), device=z.device)
     since_best = torch.zeros(n, dtype=torch.long, device=z.device)
-    path, preds, scores, objs = [], [], {g.label: [] for g in bound}, []
+    record = PathRecord(bound)
 
     def freeze(mask: torch.Tensor, why: str, t: int) -> None:
         for i in torch.nonzero(mask & active).flatten().tolist():
@@ -181,11 +211,7 @@ def steer(
     for t in range(steps + 1):
         pred = read(z)
         obj = objective_of(pred) - penalty(model, z, guards)  # (n,)
-        path.append(z.detach().cpu().clone())
-        preds.append({k: v.detach().cpu() for k, v in pred.items()})
-        objs.append(obj.detach().cpu())
-        for g in bound:
-            scores[g.label].append(g.score(pred).detach().cpu())
+        record.add(z, pred, obj)
         if t == steps:
             break
         with torch.no_grad():
@@ -219,11 +245,8 @@ def steer(
     wall = time.perf_counter() - start_time
     final = z.detach()
     return SteerResult(
-        z=torch.stack(path),
-        predicted={k: torch.stack([p[k] for p in preds]) for k in preds[0]},
-        scores={k: torch.stack(v) for k, v in scores.items()},
-        objective=torch.stack(objs),
-        manifold={k: v.cpu() for k, v in manifold_scores(model, final, guards).items()},
+        **record.stacked(),  # type: ignore[arg-type]
+        manifold=manifold_scores(model, final, guards),
         stop_reason=reason,
         stop_step=stop_step,
         wall_seconds=wall,
