@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,73 +12,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from tiny_pipeline import TINY_EXPERIMENTS, copy_repo, dvc, tiny_env
 
 from latentsteer import MEASURES, MorphometryConfig, measure
 from latentsteer.model import load_model
-
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = {
-    "data": {"limit": 150},
-    "labels": {"chunk_size": 64, "workers": 1},
-    "judge": {"epochs": 1, "batch_size": 50},
-    "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
-    "train": {"epochs": 2, "batch_size": 50},
-    "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},
-    "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
-}
-# The tiny pipeline's experiments replace the default ones: one latent, one data-space.
-TINY_EXPERIMENTS = {
-    "up": {"goals": ["thickness=+0.5", "digit=keep"], "start": "random:6", "steps": 4},
-    "pixels": {"goals": ["thickness=max"], "method": "data_space", "start": "test:0-5",
-               "steps": 3, "lr": 0.01, "readout": "code"},
-}  # fmt: skip
-
-
-def tiny_params() -> dict:
-    """The project's params.yaml with TINY's overrides: every declared key stays present."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for name, values in TINY.items():
-        params[name].update(values)
-    params["experiments"] = TINY_EXPERIMENTS
-    return params
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = ours
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.pop("LATENTSTEER_PARAMS", None)
-    return env
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "dvc", *args], cwd, check)
 
 
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory) -> Path:
     """A copy of the project's tracked files with tiny params, as its own git repo."""
-    dest = tmp_path_factory.mktemp("pipeline") / "repo"
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    for rel in listed:
-        src = REPO / rel
-        if src.is_file() and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
-    run(["git", "init", "-q"], dest)
-    return dest
+    return copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
@@ -177,7 +118,7 @@ def test_bad_param_fails_stage_with_one_line(tiny_repo, tmp_path):
     bad.write_text(yaml.safe_dump({"data": {"source": "s3"}}))
     env_params = {"LATENTSTEER_PARAMS": str(bad)}
     proc = subprocess.run(
-        [sys.executable, "pipeline/download.py"], cwd=tiny_repo, env={**_env(), **env_params},
+        [sys.executable, "pipeline/download.py"], cwd=tiny_repo, env={**tiny_env(), **env_params},
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1
@@ -187,7 +128,7 @@ def test_bad_param_fails_stage_with_one_line(tiny_repo, tmp_path):
     )
     bad.write_text(yaml.safe_dump({"labels": {"scale": "big"}}))
     proc = subprocess.run(
-        [sys.executable, "pipeline/labels.py"], cwd=tiny_repo, env={**_env(), **env_params},
+        [sys.executable, "pipeline/labels.py"], cwd=tiny_repo, env={**tiny_env(), **env_params},
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 1 and "labels.scale must be int; got 'big'" in proc.stderr
@@ -202,7 +143,7 @@ def test_ddp_two_process_fit_meets_single_process_contract(tiny_repo, tmp_path):
     two.write_text(yaml.safe_dump(params))
     proc = subprocess.run(
         [sys.executable, "pipeline/train.py"], cwd=tiny_repo,
-        env={**_env(), "LATENTSTEER_PARAMS": str(two)}, capture_output=True, text=True,
+        env={**tiny_env(), "LATENTSTEER_PARAMS": str(two)}, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     model = load_model(tiny_repo / "models" / "vae")

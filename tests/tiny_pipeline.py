@@ -1,0 +1,73 @@
+"""A tiny copy of the real DVC pipeline: params, a repo copy, and runners for its commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "data": {"limit": 150},
+    "labels": {"chunk_size": 64, "workers": 1},
+    "judge": {"epochs": 1, "batch_size": 50},
+    "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
+    "train": {"epochs": 2, "batch_size": 50},
+    "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},
+    "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
+}
+# The tiny pipeline's experiments replace the default ones: one latent, one data-space.
+TINY_EXPERIMENTS = {
+    "up": {"goals": ["thickness=+0.5", "digit=keep"], "start": "random:6", "steps": 4},
+    "pixels": {"goals": ["thickness=max"], "method": "data_space", "start": "test:0-5",
+               "steps": 3, "lr": 0.01, "readout": "code"},
+}  # fmt: skip
+
+
+def tiny_params() -> dict:
+    """The project's params.yaml with TINY's overrides: every declared key stays present."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, values in TINY.items():
+        params[name].update(values)
+    params["experiments"] = TINY_EXPERIMENTS
+    return params
+
+
+def tiny_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = ours
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.pop("LATENTSTEER_PARAMS", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=tiny_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the project's tracked files into ``dest`` with tiny params, as its own git repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for rel in listed:
+        src = REPO / rel
+        if src.is_file() and rel != "dvc.lock":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    run(["git", "init", "-q"], dest)
+    return dest
