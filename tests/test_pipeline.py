@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,22 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tiny_pipeline import TINY_EXPERIMENTS, copy_repo, dvc, tiny_env
+from tiny_pipeline import TINY_EXPERIMENTS, copy_repo, dvc, run, tiny_env
 
 from latentsteer import MEASURES, MorphometryConfig, measure
 from latentsteer.model import load_model
+
+OPTIMIZE = [f"optimize@{name}" for name in TINY_EXPERIMENTS]
+
+
+def stages_run(stdout: str) -> list[str]:
+    """Stages ``dvc repro`` ran, from its ``Running stage '...'`` lines."""
+    return re.findall(r"Running stage '([^']+)'", stdout)
+
+
+def stages_named(status: str) -> list[str]:
+    """Stages ``dvc status`` names as changed (its unindented ``name:`` lines)."""
+    return re.findall(r"^(\S+):$", status, flags=re.M)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +40,7 @@ def tiny_repo(tmp_path_factory) -> Path:
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
     for stage in ("download", "labels", "train_judge", "train", "evaluate", "calibrate",
-                  "optimize@up", "optimize@pixels"):  # fmt: skip
+                  *OPTIMIZE, "report"):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
@@ -48,15 +61,41 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     shown = dvc("metrics", "show", cwd=tiny_repo).stdout
     assert "reports/evaluate.json" in shown and "digit_accuracy" in shown
 
-    for name in TINY_EXPERIMENTS:
+    for name, settings in TINY_EXPERIMENTS.items():
         folder = tiny_repo / "results" / name
         assert sorted(p.name for p in folder.iterdir()) == [
             "curves.png", "grid.png", "metrics.json", "trajectory.npz"
         ]  # fmt: skip
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert 0 <= metrics["success_rate"] <= 1 and metrics["n"] == 6
+        n = 3 if settings["start"] == "random:3" else 6
+        assert 0 <= metrics["success_rate"] <= 1 and metrics["n"] == n
+        if settings.get("method") in ("random_search", "cmaes", "bayesopt"):
+            assert 1 < metrics["model_calls_per_sample"] <= settings["budget"]
     shown = dvc("metrics", "show", cwd=tiny_repo).stdout
     assert "results/up/metrics.json" in shown and "success_rate" in shown
+
+    summary = json.loads((tiny_repo / "reports" / "summary.json").read_text())
+    assert set(summary) == set(TINY_EXPERIMENTS)
+    assert (
+        summary["up_random"]["task"] == "up" and summary["up_random"]["method"] == "random_search"
+    )
+    for name in TINY_EXPERIMENTS:
+        metrics = json.loads((tiny_repo / "results" / name / "metrics.json").read_text())
+        assert summary[name]["oracle_success"] == metrics["success_rate"], name
+    # up_bayesopt ran from the first 3 of the same 6 prior draws: compared on those.
+    assert summary["up_bayesopt"]["success_on_shared_starts"] is not None
+    md = (tiny_repo / "reports" / "optimize.md").read_text()
+    assert "| up | [up](http://127.0.0.1:5000/#/experiments/" in md and "## Findings" in md
+    assert "`pixels` (ascent on pixels): the heads report" in md
+    assert "`up`: latent gradient ascent (up)" in md
+    curves = pd.read_csv(tiny_repo / "reports" / "plots" / "success_vs_calls.csv")
+    assert set(curves.experiment) == set(TINY_EXPERIMENTS) and curves.success.between(0, 1).all()
+    shown = dvc("metrics", "show", cwd=tiny_repo).stdout
+    assert "reports/summary.json" in shown and "oracle_success" in shown
+    dvc("plots", "show", "-o", "plots_html", cwd=tiny_repo)
+    page = (tiny_repo / "plots_html" / "index.html").read_text()
+    for plot in ("success_vs_calls.png", "examples.png", "success_vs_calls.csv"):
+        assert plot in page, plot
 
     second = dvc("repro", cwd=tiny_repo)
     assert "Running stage" not in second.stdout
@@ -80,13 +119,19 @@ def test_runs_are_tracked_in_mlflow(tiny_repo):
     exp = client.get_experiment_by_name("latentsteer")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags["stage"] for r in runs}
-    assert {"train_judge", "train", "evaluate", "calibrate", "optimize"} <= stages
+    assert {"train_judge", "train", "evaluate", "calibrate", "optimize", "report"} <= stages
     up = next(r for r in runs if r.info.run_name == "optimize@up")
     assert up.data.tags["experiment"] == "up" and up.data.tags["method"] == "latent"
     assert up.data.params["experiment.start"] == "random:6"
     assert 0 <= up.data.metrics["success_rate"] <= 1
     shown = {a.path for a in client.list_artifacts(up.info.run_id, "results")}
     assert {"results/grid.png", "results/curves.png", "results/metrics.json"} <= shown
+    summary = next(r for r in runs if r.info.run_name == "report")
+    assert summary.data.tags["run.up"] == up.info.run_id
+    assert summary.data.metrics["up.oracle_success"] == up.data.metrics["success_rate"]
+    assert "## Findings" in summary.data.tags["mlflow.note.content"]
+    shown = {a.path for a in client.list_artifacts(summary.info.run_id, "report/plots")}
+    assert "report/plots/success_vs_calls.png" in shown
     train_run = next(r for r in runs if r.data.tags["stage"] == "train")
     assert train_run.data.params["train.epochs"] == "2"
     assert len(client.get_metric_history(train_run.info.run_id, "val_recon")) == 2
@@ -103,7 +148,7 @@ def test_labels_param_change_reruns_dependents_only(tiny_repo):
     status = dvc("status", cwd=tiny_repo).stdout
     assert "labels:" in status and "download:" not in status and "train_judge:" not in status
     again = dvc("repro", cwd=tiny_repo)
-    for stage in ("labels", "train", "evaluate", "calibrate", "optimize@up", "optimize@pixels"):
+    for stage in ("labels", "train", "evaluate", "calibrate", *OPTIMIZE, "report"):
         assert f"Running stage '{stage}'" in again.stdout, stage
     for stage in ("download", "train_judge"):
         assert f"Running stage '{stage}'" not in again.stdout, stage
@@ -175,7 +220,35 @@ def test_experiment_param_change_reruns_that_experiment_only(tiny_repo):
     params["experiments"]["up"]["steps"] = 5
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
     status = dvc("status", cwd=tiny_repo).stdout
-    assert "optimize@up:" in status and "optimize@pixels" not in status and "train:" not in status
+    assert sorted(stages_named(status)) == ["optimize@up", "report"]
     again = dvc("repro", cwd=tiny_repo)
-    assert "Running stage 'optimize@up'" in again.stdout
-    assert again.stdout.count("Running stage") == 1
+    assert sorted(stages_run(again.stdout)) == ["optimize@up", "report"]
+    assert "Running stage" not in dvc("repro", cwd=tiny_repo).stdout
+
+
+def test_train_param_change_reruns_model_stages_only(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["train"]["beta"] = 2.0
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    expected = ["calibrate", "evaluate", *OPTIMIZE, "report", "train"]
+    assert sorted(stages_named(dvc("status", cwd=tiny_repo).stdout)) == ["train"]  # the root
+    again = dvc("repro", cwd=tiny_repo)
+    assert sorted(stages_run(again.stdout)) == sorted(expected)
+    assert "Running stage" not in dvc("repro", cwd=tiny_repo).stdout
+
+
+@pytest.mark.slow
+def test_param_sweep_with_dvc_experiments(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    run(["git", "add", "-A"], tiny_repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], tiny_repo)
+    proc = dvc("exp", "run", "-S", "train.beta=2", "-n", "beta2", cwd=tiny_repo)
+    assert sorted(stages_run(proc.stdout)) == sorted(
+        ["calibrate", "evaluate", *OPTIMIZE, "report", "train"]
+    )
+    shown = json.loads(dvc("exp", "show", "--json", cwd=tiny_repo).stdout)
+    names = {exp["name"] for row in shown for exp in row.get("experiments") or []}
+    assert "beta2" in names, shown
+    table = dvc("exp", "show", "--no-pager", "--only-changed", cwd=tiny_repo).stdout
+    assert "beta2" in table and "train.beta" in table

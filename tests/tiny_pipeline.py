@@ -21,11 +21,17 @@ TINY = {
     "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},
     "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
 }
-# The tiny pipeline's experiments replace the default ones: one latent, one data-space.
+# The tiny pipeline's experiments replace the default ones: one latent, one data-space, and
+# the three gradient-free baselines on the latent one's task.
+UP = {"goals": ["thickness=+0.5", "digit=keep"], "start": "random:6"}
 TINY_EXPERIMENTS = {
-    "up": {"goals": ["thickness=+0.5", "digit=keep"], "start": "random:6", "steps": 4},
+    "up": {**UP, "steps": 4},
     "pixels": {"goals": ["thickness=max"], "method": "data_space", "start": "test:0-5",
                "steps": 3, "lr": 0.01, "readout": "code"},
+    "up_random": {**UP, "task": "up", "method": "random_search", "budget": 9, "population": 4},
+    "up_cmaes": {**UP, "task": "up", "method": "cmaes", "budget": 9, "population": 4},
+    "up_bayesopt": {**UP, "task": "up", "method": "bayesopt", "start": "random:3", "budget": 6,
+                    "init": 3, "population": 3},
 }  # fmt: skip
 
 

@@ -7,11 +7,14 @@ oracles; :func:`write_results` writes the files both the DVC stage and the CLI p
 
 * ``trajectory.npz`` — ``images`` float32 ``(F, n, 28, 28)`` in [0, 1], ``z`` ``(F, n, d)``,
   ``step`` ``(F,)`` (which optimiser step each frame is; every ``record_every``-th step plus
-  the last), ``predicted_<head>`` per frame, ``stop_step`` and ``stop_reason`` per sample;
+  the last), ``predicted_<head>`` per frame; per sample ``stop_step``, ``stop_reason``,
+  ``model_calls``, and ``success`` / ``predicted_success`` (every goal, by the oracles / the
+  heads); per frame ``success_by_frame`` and ``calls_by_frame`` (oracle success against
+  model calls spent);
 * ``grid.png`` — rows are samples, columns are steps;
 * ``curves.png`` — predicted and measured value of each goal per step, mean ± sd;
 * ``metrics.json`` — oracle success, measured change, predicted-vs-measured gap, realism,
-  manifold scores, stop reasons and wall time.
+  diversity, manifold scores, stop reasons, model calls and wall time.
 
 Realism is the Fréchet distance in the judge's features to real test digits, twice: to the
 whole reference set (``realism_*``), and to the real digits matched to each sample on the
@@ -47,12 +50,14 @@ import torch
 
 from latentsteer.atomic import atomic_file, write_json
 from latentsteer.baselines import data_space_ascent
+from latentsteer.blackbox import Strategy, blackbox_search
 from latentsteer.goalspec import GoalSpec, parse_goal
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
 from latentsteer.morphometry import MEASURES
 from latentsteer.oracles import OracleReport, frechet_distance, matched_reference, read
 from latentsteer.plots import save_curves, save_grid
+from latentsteer.random_search import RandomSearch
 from latentsteer.safeguards import (
     CycleConsistency,
     KNNDensity,
@@ -72,7 +77,10 @@ class ExperimentConfig:
     """One experiment (mirrors an entry of ``params.yaml: experiments``)."""
 
     goals: list[str] = field(default_factory=lambda: ["thickness=+1.5", "digit=keep"])
-    method: Literal["latent", "data_space"] = "latent"  # codes, or pixels (the counter-example)
+    # latent: gradient ascent on codes; data_space: on pixels (the counter-example);
+    # random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
+    method: Literal["latent", "data_space", "random_search", "cmaes", "bayesopt"] = "latent"
+    task: str | None = None  # experiments with the same task are compared in the report
     start: str = "random:256"  # random:N, test:A-B, or a path to images
     seed: int = 0  # seeds the prior draws
     steps: int = 150  # largest number of optimiser steps
@@ -92,16 +100,21 @@ class ExperimentConfig:
     grad_tol: float | None = 1e-5  # freeze a sample when its gradient norm falls below
     patience: int | None = None  # freeze a sample after this many steps without gain
     oracle_tol: float = 0.5  # slack (px) of the oracle success rules
-    record_every: int = 10  # keep every N-th step in trajectory.npz (plus the last)
+    record_every: int = 10  # keep every N-th step (round) in trajectory.npz (plus the last)
+    budget: int = 300  # gradient-free methods: model calls per sample, the start's included
+    population: int = 16  # random search and CMA-ES: candidates per round; bayesopt: q
+    sigma: float = 0.5  # random search: proposal spread; CMA-ES: initial step (prior sd)
+    box: float = 1.5  # bayesopt: half-width of the box around each start (prior sd)
+    init: int = 16  # bayesopt: codes evaluated before the first GP, the start's included
 
     def __post_init__(self) -> None:
         if not self.goals:
             raise ValueError("goals must list at least one goal")
         self.specs = [parse_goal(g) for g in self.goals]
-        for key in ("steps", "knn_k", "record_every"):
+        for key in ("steps", "knn_k", "record_every", "population"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer; got {getattr(self, key)!r}")
-        for key in ("lr", "tol", "oracle_tol"):
+        for key in ("lr", "tol", "oracle_tol", "sigma", "box"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be positive; got {getattr(self, key)!r}")
         for key in ("penalty", "prior", "knn", "cycle", "proximity"):
@@ -111,6 +124,10 @@ class ExperimentConfig:
             raise ValueError(f"confidence must be between 0 and 1; got {self.confidence!r}")
         if self.radius is not None and not self.radius > 0:
             raise ValueError(f"radius must be positive or null; got {self.radius!r}")
+        if self.budget < 2 or self.init < 2:
+            raise ValueError(f"budget and init must be at least 2; got {self.budget}, {self.init}")
+        if self.method == "cmaes" and self.population < 2:
+            raise ValueError("cmaes needs population >= 2")
         if self.method == "data_space" and self.start.startswith("random:"):
             raise ValueError("data_space ascent moves pixels: start it from images (test:A-B)")
 
@@ -160,6 +177,8 @@ class Outcome:
     images: torch.Tensor  # (F, n, 28, 28) the decoded path at those steps
     frame_reports: list[OracleReport]  # oracle readings of every recorded frame
     metrics: dict[str, float | int | str]
+    per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, model_calls
+    per_frame: dict[str, np.ndarray]  # (F,) success_by_frame, calls_by_frame (success_curve)
 
 
 def safeguards(cfg: ExperimentConfig, ctx: Context) -> list[Safeguard]:
@@ -190,11 +209,19 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
         )  # fmt: skip
         result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
-    else:
+    elif cfg.method == "data_space":
         assert start.images is not None
         result = data_space_ascent(
             model, start.images.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
             penalty_weight=cfg.penalty, readout=cfg.readout,
+        )  # fmt: skip
+        result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
+    else:
+        result = blackbox_search(
+            model, start.z.to(model.device), goals, search_strategy(cfg, start.z),
+            budget=cfg.budget, safeguards=[g for g in guards if g.weight],
+            penalty_weight=cfg.penalty, readout=cfg.readout,
+            stop_when_satisfied=cfg.stop_when_satisfied,
         )  # fmt: skip
         result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
@@ -211,8 +238,36 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
         )  # fmt: skip
         for i in range(len(frames))
     ]
-    metrics = assess(cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1])
-    return Outcome(cfg, start, result, frames, images, reports, metrics)
+    metrics, per_sample = assess(
+        cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1]
+    )
+    curve = success_curve(cfg, model, start, result, frames, reports)
+    return Outcome(cfg, start, result, frames, images, reports, metrics, per_sample, curve)
+
+
+def search_strategy(cfg: ExperimentConfig, start: torch.Tensor) -> Strategy:
+    """The gradient-free strategy of a baseline experiment, built for ``start (n, d)``.
+
+    Raises:
+        ImportError: with the install hint, when the method's package is missing.
+    """
+    try:
+        if cfg.method == "random_search":
+            return RandomSearch(start, cfg.sigma, cfg.population, cfg.seed)
+        if cfg.method == "cmaes":
+            from latentsteer.cmaes import CMAES
+
+            return CMAES(start, cfg.sigma, cfg.population, cfg.seed)
+        if cfg.method == "bayesopt":
+            from latentsteer.bayesopt import BayesOpt
+
+            return BayesOpt(start, cfg.box, cfg.init, cfg.population, cfg.seed)
+    except ModuleNotFoundError as err:
+        raise ImportError(
+            f"method {cfg.method} needs the {err.name!r} package: "
+            "pip install 'latentsteer[baselines]'"
+        ) from None
+    raise ValueError(f"unknown method {cfg.method!r}")
 
 
 def _projects(g: Safeguard) -> bool:
@@ -230,6 +285,74 @@ def _oracle_value(spec: GoalSpec, model: MultiHeadVAE, report: OracleReport) -> 
     if head.kind == "regression":
         return report.measures[head.column].to_numpy() if head.column in MEASURES else None
     return report.digit if head.column == "digit" else None
+
+
+def goal_success(
+    spec: GoalSpec,
+    model: MultiHeadVAE,
+    start: Start,
+    p0: torch.Tensor,
+    p1: torch.Tensor,
+    first: OracleReport,
+    last: OracleReport,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample success ``(n,)`` of one goal: by the oracles, and by the heads.
+
+    Args:
+        p0, p1: the goal's head predictions at the start and the end, ``(n,)`` values or
+            ``(n, k)`` probabilities.
+        first, last: the oracles' readings of the start and the end images.
+
+    Where no oracle reads the property, the oracle success is the heads' own.
+    """
+    measured0, measured1 = _oracle_value(spec, model, first), _oracle_value(spec, model, last)
+    if model.head_spec(spec.prop).kind == "regression":
+        good_pred = _success(spec, p0.numpy(), p1.numpy(), tol)
+        if measured0 is None:
+            return good_pred, good_pred
+        return _success(spec, measured0, measured1, tol), good_pred
+    c0, c1 = p0.argmax(1).numpy(), p1.argmax(1).numpy()
+    if spec.kind == "keep":
+        good_pred = c1 == c0
+        if measured0 is None:
+            return good_pred, good_pred
+        # The start's digit is the truth for real images, else what the judge saw.
+        ref = start.labels if start.labels is not None else measured0
+        return measured1 == ref, good_pred
+    good_pred = c1 == int(spec.value)  # type: ignore[arg-type]
+    if measured1 is None:
+        return good_pred, good_pred
+    return measured1 == int(spec.value), good_pred  # type: ignore[arg-type]
+
+
+def success_curve(
+    cfg: ExperimentConfig,
+    model: MultiHeadVAE,
+    start: Start,
+    result: SteerResult,
+    frames: np.ndarray,
+    reports: list[OracleReport],
+) -> dict[str, np.ndarray]:
+    """Oracle success against model calls along the path, one value per recorded frame.
+
+    Returns:
+        ``success_by_frame`` ``(F,)``: share of samples meeting every goal by the oracles at
+        that frame; ``calls_by_frame`` ``(F,)``: mean model calls per sample spent by then.
+    """
+    rates = []
+    for i, step in enumerate(frames):
+        ok = np.ones(len(result.stop_step), dtype=bool)
+        for spec in cfg.specs:
+            pred = result.predicted[spec.prop]
+            good, _ = goal_success(
+                spec, model, start, pred[0], pred[step], reports[0], reports[i], cfg.oracle_tol
+            )
+            ok &= good
+        rates.append(ok.mean())
+    assert result.calls_path is not None
+    calls = result.calls_path[frames.tolist()].float().mean(dim=1).numpy()
+    return {"success_by_frame": np.array(rates), "calls_by_frame": calls}
 
 
 def _success(spec: GoalSpec, before: np.ndarray, after: np.ndarray, tol: float) -> np.ndarray:
@@ -256,8 +379,13 @@ def assess(
     last_images: torch.Tensor,
     first: OracleReport,
     last: OracleReport,
-) -> dict[str, float | int | str]:
-    """Metrics of a finished run, every success figure from the oracles (see module doc)."""
+) -> tuple[dict[str, float | int | str], dict[str, np.ndarray]]:
+    """Metrics of a finished run, every success figure from the oracles (see module doc).
+
+    Returns:
+        The metrics, and per sample ``(n,)``: ``success`` (every goal, by the oracles),
+        ``predicted_success`` (by the heads) and ``model_calls``.
+    """
     model = ctx.model
     n = len(result.stop_step)
     m: dict[str, float | int | str] = {"n": n, "method": cfg.method, "start": cfg.start}
@@ -270,17 +398,14 @@ def assess(
         p0, p1 = result.predicted[spec.prop][0], result.predicted[spec.prop][-1]
         measured0 = _oracle_value(spec, model, first)
         measured1 = _oracle_value(spec, model, last)
+        good, good_pred = goal_success(spec, model, start, p0, p1, first, last, cfg.oracle_tol)
         if head.kind == "regression":
             p0, p1 = p0.numpy(), p1.numpy()
-            good_pred = _success(spec, p0, p1, cfg.oracle_tol)
             m[f"{key}_predicted_start"] = float(p0.mean())
             m[f"{key}_predicted_end"] = float(p1.mean())
             m[f"{key}_predicted_change"] = float((p1 - p0).mean())
-            if measured0 is None:
-                good = good_pred
-            else:
+            if measured0 is not None:
                 change = measured1 - measured0
-                good = _success(spec, measured0, measured1, cfg.oracle_tol)
                 m[f"{key}_measured_start"] = float(np.nanmean(measured0))
                 m[f"{key}_measured_end"] = float(np.nanmean(measured1))
                 m[f"{key}_measured_change"] = float(np.nanmean(change))
@@ -289,20 +414,9 @@ def assess(
                 m[f"{key}_gap"] = float(np.nanmean(p1 - measured1))  # predicted − measured
                 m[f"{key}_abs_gap"] = float(np.nanmean(np.abs(p1 - measured1)))
         else:
-            c0, c1 = p0.argmax(1).numpy(), p1.argmax(1).numpy()
-            if spec.kind == "keep":
-                good_pred = c1 == c0
-                if measured0 is not None:
-                    # The start's digit is the truth for real images, else what the judge saw.
-                    ref = start.labels if start.labels is not None else measured0
-                    good = measured1 == ref
-                    m[f"{key}_judge_start_correct"] = float((measured0 == ref).mean())
-            else:
-                good_pred = c1 == int(spec.value)  # type: ignore[arg-type]
-                if measured1 is not None:
-                    good = measured1 == int(spec.value)  # type: ignore[arg-type]
-            if measured1 is None:
-                good = good_pred
+            if spec.kind == "keep" and measured0 is not None:
+                ref = start.labels if start.labels is not None else measured0
+                m[f"{key}_judge_start_correct"] = float((measured0 == ref).mean())
             m[f"{key}_judge_confidence_end"] = float(last.confidence.mean())
         m[f"success_{key}"] = float(good.mean())
         m[f"success_{key}_confident"] = _share(good, confident)
@@ -323,6 +437,9 @@ def assess(
             ctx.reference_digit, ctx.reference_thickness,
         )  # fmt: skip
         m[f"realism_matched_{when}"] = frechet_distance(feats, ref[idx])
+        # Diversity: mean pairwise distance of the samples in the judge's features.
+        m[f"diversity_{when}"] = float(torch.pdist(torch.as_tensor(feats)).mean()) if n > 1 else 0.0
+    m["diversity_ratio"] = m["diversity_end"] / max(m["diversity_start"], 1e-9)
     m["realism_ratio"] = m["realism_end"] / max(m["realism_start"], 1e-9)
     m["realism_matched_ratio"] = m["realism_matched_end"] / max(m["realism_matched_start"], 1e-9)
     starts = manifold_scores(model, result.z[0], safeguards(cfg, ctx), start=result.z[0])
@@ -332,13 +449,19 @@ def assess(
     for reason, count in Counter(result.stop_reason).items():
         m[f"stopped_{reason}"] = count
     m["mean_stop_step"] = float(result.stop_step.float().mean())
-    # Gradient evaluations of the heads per sample (one per step taken, plus the start).
-    m["model_calls_per_sample"] = float(result.stop_step.float().mean() + 1)
+    # Objective evaluations per sample (for gradient methods one forward and backward pass).
+    m["model_calls_per_sample"] = float(result.model_calls.float().mean())
     m["wall_seconds"] = float(result.wall_seconds)
     # NaN (e.g. no confident start) is not JSON; null is.
-    return {
+    metrics = {
         k: (None if v != v else round(v, 6)) if isinstance(v, float) else v for k, v in m.items()
     }
+    per_sample = {
+        "success": ok_oracle,
+        "predicted_success": ok_pred,
+        "model_calls": result.model_calls.numpy(),
+    }
+    return metrics, per_sample
 
 
 def goal_keys(specs: list[GoalSpec]) -> list[str]:
@@ -371,6 +494,8 @@ def write_results(outcome: Outcome, folder: str | Path, rows: int = 8, cols: int
         "step": frames.astype(np.int64),
         "stop_step": res.stop_step.numpy(),
         "stop_reason": np.array(res.stop_reason),
+        **outcome.per_sample,
+        **outcome.per_frame,
     }
     for name, values in res.predicted.items():
         arrays[f"predicted_{name}"] = values[frames].numpy().astype(np.float32)

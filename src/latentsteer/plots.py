@@ -96,3 +96,40 @@ def save_curves(
     if title:
         fig.suptitle(title, fontsize=10)
     _save_figure(fig, path)
+
+
+def save_success_curves(
+    panels: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], path: str | os.PathLike[str]
+) -> None:
+    """Oracle success against model calls: one panel per task, one line per method.
+
+    Args:
+        panels: task → ``(label, calls (F,), success (F,))`` per method.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (task, lines) in zip(axes[0], panels.items(), strict=True):
+        for label, calls, success in lines:
+            ax.plot(calls, success, marker="o", markersize=3, label=label)
+        ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="model calls per sample (mean)",
+               ylabel="oracle success", title=task)  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save_figure(fig, path)
+
+
+def save_examples(
+    rows: list[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike[str]
+) -> None:
+    """Example outcomes: per row a method's first samples, start above and end below.
+
+    Args:
+        rows: ``(label, start (k, 28, 28), end (k, 28, 28))`` per method.
+    """
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.9 * len(rows)), squeeze=False)
+    for ax, (label, first, last) in zip(axes[:, 0], rows, strict=True):
+        pair = np.concatenate([np.concatenate(list(first), 1), np.concatenate(list(last), 1)], 0)
+        ax.imshow(pair, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([14, 42], ["start", "end"], fontsize=7)
+        ax.set_title(label, fontsize=9, loc="left")
+    _save_figure(fig, path)

@@ -48,6 +48,9 @@ class SteerResult:
         stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``.
         stop_step: ``(n,)`` the step each sample stopped at.
         wall_seconds: time spent in the ascent.
+        model_calls: ``(n,)`` evaluations of the objective per sample (one forward and
+            backward pass per step for gradient methods); default ``stop_step + 1``.
+        calls_path: ``(T+1, n)`` calls spent by each step; default ``min(t, stop_step) + 1``.
 
     Methods that move pixels rather than codes (:mod:`latentsteer.baselines`) return the
     same type, with ``z`` the encoder's codes of their images and ``images`` given.
@@ -63,6 +66,15 @@ class SteerResult:
     wall_seconds: float
     model: MultiHeadVAE = field(repr=False)
     _images: torch.Tensor | None = field(default=None, repr=False)
+    model_calls: torch.Tensor | None = None
+    calls_path: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.calls_path is None:  # one (gradient) evaluation per step taken, and the start
+            steps = torch.arange(len(self.z))[:, None]
+            self.calls_path = torch.minimum(steps, self.stop_step[None]) + 1
+        if self.model_calls is None:
+            self.model_calls = self.calls_path[-1]
 
     @property
     def images(self) -> torch.Tensor:

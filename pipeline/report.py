@@ -1,0 +1,67 @@
+"""Stage `report`: compare every experiment's oracle-verified results, task by task.
+
+Reads results/<experiment>/{metrics.json, trajectory.npz} for each experiment in
+params.yaml and writes reports/optimize.md (task x method table and findings),
+reports/summary.json (DVC metrics) and reports/plots/ (success against model calls, example
+outcomes). Logs one MLflow run, `report`, that links to each experiment's latest run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from latentsteer import report, runs, tracking
+from latentsteer.atomic import atomic_file, write_json, write_table
+from latentsteer.plots import save_examples, save_success_curves
+from latentsteer.stage import run_stage
+
+RESULTS, REPORTS, PLOTS = Path("results"), Path("reports"), Path("reports/plots")
+
+
+def main(params: dict[str, Any]) -> None:
+    experiments = params.get("experiments") or {}
+    if not experiments:
+        raise ValueError("params.yaml: experiments is empty; nothing to report")
+    entries = report.collect(RESULTS, experiments)
+    frame = report.table(entries)
+    claims = report.findings(entries)
+    latest = runs.latest_runs("optimize", "experiment")
+    links = {name: runs.run_link(run_id) for name, run_id in latest.items()}
+
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    with atomic_file(REPORTS / "optimize.md") as tmp:
+        tmp.write_text(report.markdown(frame, claims, links))
+    write_json(report.summary(frame), REPORTS / "summary.json")
+    write_table(report.curve_table(entries), PLOTS / "success_vs_calls.csv")
+    compared = {t: g for t, g in report.tasks(entries).items() if len(g) > 1}
+    panels = {
+        task: [(f"{e.method} ({e.name})", e.calls_by_frame, e.success_by_frame) for e in group]
+        for task, group in compared.items()
+    }
+    save_success_curves(panels or {"all": []}, PLOTS / "success_vs_calls.png")
+    shown = [e for g in compared.values() for e in g] + [
+        e for e in entries if e.method == "data_space"
+    ]
+    save_examples(
+        [(f"{e.task} · {e.method}: oracle success {e.metrics['success_rate']:.0%}", e.first,
+          e.last) for e in shown or entries[:1]],
+        PLOTS / "examples.png",
+    )  # fmt: skip
+
+    with tracking.start_run("report", stage="report") as run:
+        run.set_tags({f"run.{name}": run_id for name, run_id in latest.items()})
+        run.set_tags({"mlflow.note.content": (REPORTS / "optimize.md").read_text()[:5000]})
+        run.log_metrics(
+            {f"{name}.{k}": v for name, row in report.summary(frame).items()
+             for k, v in row.items() if isinstance(v, int | float) and k != "starts"}
+        )  # fmt: skip
+        for path in (REPORTS / "optimize.md", REPORTS / "summary.json"):
+            run.log_artifact(path, "report")
+        run.log_artifacts(PLOTS, "report/plots")
+    for claim in claims:
+        print(f"report: {claim}")
+
+
+if __name__ == "__main__":
+    run_stage("report", main)

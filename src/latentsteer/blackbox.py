@@ -1,0 +1,147 @@
+"""Gradient-free steering: the same objective as :func:`~latentsteer.steer.steer`, by search.
+
+The baselines that latent gradient ascent is compared with (random search, CMA-ES, Bayesian
+optimisation) differ only in how they propose codes. :func:`blackbox_search` runs any of
+them as a :class:`Strategy` — ``ask`` for candidate codes, ``tell`` their values — on all
+``n`` starts at once, and returns the same :class:`~latentsteer.steer.SteerResult`, so their
+outcomes go through the same oracles, metrics and figures.
+
+The objective is exactly the ascent's: the goals' combined score through the same readout,
+minus the weighted safeguard penalties. Each start is its own problem; its path is the
+incumbent (best code so far) after each round.
+
+**Model calls** are counted per start: one call is one evaluation of the objective at one
+code (a decode plus the heads). A start stops counting once its incumbent satisfies every
+goal, like the ascent's ``stop_when_satisfied`` (the strategy may still propose codes for
+it, which are evaluated but not counted and never replace its incumbent).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, Protocol
+
+import torch
+
+from latentsteer.model import MultiHeadVAE
+from latentsteer.objectives import Goal, combine
+from latentsteer.readout import Predictions
+from latentsteer.readout import readout as make_readout
+from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
+from latentsteer.steer import PathRecord, SteerResult
+
+
+class Strategy(Protocol):
+    """A gradient-free optimiser of ``n`` independent problems in ``d`` dimensions."""
+
+    def ask(self) -> torch.Tensor:
+        """Candidates to evaluate next: ``(m, n, d)`` codes, ``m`` per problem (CPU)."""
+        ...
+
+    def tell(self, candidates: torch.Tensor, values: torch.Tensor) -> None:
+        """Their objective values: ``candidates (m, n, d)``, ``values (m, n)``, higher better."""
+        ...
+
+
+def blackbox_search(
+    model: MultiHeadVAE,
+    start: torch.Tensor,
+    goals: list[Goal],
+    strategy: Strategy,
+    *,
+    budget: int = 500,
+    safeguards: list[Safeguard] | None = None,
+    penalty_weight: float = 10.0,
+    readout: Literal["code", "cycle", "mixed"] = "mixed",
+    stop_when_satisfied: bool = True,
+) -> SteerResult:
+    """Maximise the steering objective of each start with a gradient-free strategy.
+
+    Args:
+        model: trained model.
+        start: ``(n, d)`` starting codes; the start itself is the first evaluated code.
+        goals: declared goals, bound here to ``model`` and ``start``.
+        strategy: proposes candidates (it was built for these starts).
+        budget: model calls per start, the start's own evaluation included.
+        safeguards: their weighted scores are subtracted from the objective (projections
+            are not applied: a search strategy keeps to its own region).
+        penalty_weight: weight of violated-constraint penalties.
+        readout: how the heads read a code (see :mod:`latentsteer.readout`).
+        stop_when_satisfied: stop counting a start's calls once all its goals hold.
+
+    Returns:
+        A :class:`SteerResult` whose steps are rounds: ``z[t]`` is each start's incumbent after
+        round ``t`` (``z[0]`` the start), and ``model_calls`` counts calls per start.
+    """
+    if budget < 2:
+        raise ValueError(f"budget must be at least 2 model calls; got {budget}")
+    model.eval()
+    z0 = model._as_codes(start).detach()
+    guards = anchor(model, z0, safeguards or [])
+    read = make_readout(model, readout)
+    bound = [g.bind(model, z0, read) for g in goals]
+    objective_of = combine(bound, penalty=penalty_weight)
+    can_finish = stop_when_satisfied and all(g.satisfied is not None for g in bound)
+
+    @torch.no_grad()
+    def evaluate(z: torch.Tensor) -> tuple[torch.Tensor, Predictions, torch.Tensor]:
+        z = z.to(model.device, torch.float32)
+        pred = read(z)
+        return objective_of(pred) - penalty(model, z, guards), pred, satisfied(pred)
+
+    def satisfied(pred: Predictions) -> torch.Tensor:
+        ok = torch.full((len(z0),), can_finish, dtype=torch.bool, device=z0.device)
+        for g in bound if can_finish else ():
+            ok &= g.satisfied(pred)  # type: ignore[misc]
+        return ok
+
+    n = len(z0)
+    begin = time.perf_counter()
+    best_obj, best_pred, done = evaluate(z0)
+    best_z = z0.clone()
+    calls = torch.ones(n, dtype=torch.long)
+    active = ~done.cpu()
+    stop_step = torch.zeros(n, dtype=torch.long)
+    reason = ["satisfied" if not a else "budget" for a in active.tolist()]
+    record = PathRecord(bound)
+    record.add(best_z, best_pred, best_obj)
+    spent = [calls.clone()]
+    strategy.tell(z0.cpu()[None], best_obj.cpu()[None])
+    t = 0
+    while active.any() and int(calls[active].max()) < budget:
+        t += 1
+        candidates = strategy.ask()  # (m, n, d)
+        room = budget - calls  # a start never gets more calls than its budget
+        values = torch.empty(candidates.shape[:2])
+        for j, cand in enumerate(candidates):
+            obj, pred, ok = evaluate(cand)
+            values[j] = obj.cpu()
+            counted = (active & (room > j)).to(model.device)
+            better = counted & (obj > best_obj)
+            best_obj = torch.where(better, obj, best_obj)
+            best_z = torch.where(better[:, None], cand.to(best_z), best_z)
+            best_pred = {k: _where(better, pred[k], v) for k, v in best_pred.items()}
+            newly = (better & ok).cpu() & active
+            for i in torch.nonzero(newly).flatten().tolist():
+                reason[i], stop_step[i] = "satisfied", t
+            calls += counted.cpu().long()
+            active &= ~newly
+        strategy.tell(candidates, values)
+        record.add(best_z, best_pred, best_obj)
+        spent.append(calls.clone())
+    stop_step[active] = t
+    return SteerResult(
+        **record.stacked(),  # type: ignore[arg-type]
+        manifold=manifold_scores(model, best_z, guards),
+        stop_reason=reason,
+        stop_step=stop_step,
+        wall_seconds=time.perf_counter() - begin,
+        model=model,
+        model_calls=calls,
+        calls_path=torch.stack(spent),
+    )
+
+
+def _where(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Rows of ``new`` where ``mask (n,)`` holds, else of ``old`` (any trailing shape)."""
+    return torch.where(mask.view(-1, *[1] * (new.ndim - 1)), new, old)

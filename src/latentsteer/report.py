@@ -1,0 +1,308 @@
+"""The comparison report: every experiment's oracle-verified results, task by task.
+
+Experiments that share a ``task`` (``params.yaml: experiments.<name>.task``, by default the
+experiment's own name) are the same problem solved by different methods. For each one the
+report reads ``results/<name>/metrics.json`` and ``trajectory.npz`` and puts side by side:
+oracle success, the heads' own (predicted) success, the measured change and how far the
+heads' prediction is from it, realism, diversity, model calls and wall time.
+
+Methods of one task may run on different numbers of starts (Bayesian optimisation is slow
+per call, so it gets fewer). When their starts are prefixes of one another — the same
+``random:N`` seed, or ``test:A-B`` ranges from the same ``A`` — the report also compares
+every method on the starts they all share, from the per-sample oracle success each
+experiment stores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+GRADIENT_FREE = ("random_search", "cmaes", "bayesopt")
+
+
+@dataclass
+class Entry:
+    """One experiment's results.
+
+    Attributes:
+        name: the experiment (``results/<name>``).
+        task: the task it belongs to.
+        method: ``latent``, ``data_space`` or a gradient-free method.
+        start: its start spec; ``seed`` the seed of its prior draws.
+        metrics: its ``metrics.json``.
+        success: ``(n,)`` per-sample oracle success (every goal).
+        success_by_frame, calls_by_frame: ``(F,)`` oracle success against mean model calls.
+        first, last: ``(k, 28, 28)`` the first ``k`` samples at the start and the end.
+    """
+
+    name: str
+    task: str
+    method: str
+    start: str
+    seed: int
+    metrics: dict[str, Any]
+    success: np.ndarray
+    success_by_frame: np.ndarray
+    calls_by_frame: np.ndarray
+    first: np.ndarray = field(repr=False)
+    last: np.ndarray = field(repr=False)
+
+
+def collect(results: str | Path, experiments: dict[str, dict], examples: int = 6) -> list[Entry]:
+    """Read every experiment under ``results`` that ``experiments`` (params.yaml) declares.
+
+    Raises:
+        FileNotFoundError: an experiment's results are missing (naming the experiment).
+    """
+    entries = []
+    for name, settings in experiments.items():
+        folder = Path(results) / name
+        metrics_file, trajectory = folder / "metrics.json", folder / "trajectory.npz"
+        if not (metrics_file.is_file() and trajectory.is_file()):
+            raise FileNotFoundError(
+                f"no results for experiment {name!r} in {folder} (run its optimize stage)"
+            )
+        metrics = json.loads(metrics_file.read_text())
+        with np.load(trajectory) as t:
+            if "success" not in t.files:
+                raise ValueError(
+                    f"{trajectory} predates per-sample results; re-run optimize@{name}"
+                )
+            images = t["images"]
+            entries.append(
+                Entry(
+                    name=name,
+                    task=str(settings.get("task") or name),
+                    method=str(settings.get("method", "latent")),
+                    start=str(settings.get("start", metrics.get("start", ""))),
+                    seed=int(settings.get("seed", 0)),
+                    metrics=metrics,
+                    success=t["success"].astype(bool),
+                    success_by_frame=t["success_by_frame"],
+                    calls_by_frame=t["calls_by_frame"],
+                    first=images[0, :examples],
+                    last=images[-1, :examples],
+                )
+            )
+    return entries
+
+
+def tasks(entries: list[Entry]) -> dict[str, list[Entry]]:
+    """Entries grouped by task, in the order they first appear."""
+    out: dict[str, list[Entry]] = {}
+    for e in entries:
+        out.setdefault(e.task, []).append(e)
+    return out
+
+
+def _start_family(e: Entry) -> tuple[str, int] | None:
+    """Starts of the same family are prefixes of one another (see the module doc)."""
+    if re.fullmatch(r"random:\d+", e.start):
+        return ("random", e.seed)
+    if m := re.fullmatch(r"test:(\d+)-\d+", e.start):
+        return ("test", int(m.group(1)))
+    return None
+
+
+def shared_success(group: list[Entry]) -> dict[str, float]:
+    """Oracle success of each entry on the starts every entry of the group shares.
+
+    Returns:
+        name → success rate on the first ``min(n)`` starts; empty when the group's starts
+        are not prefixes of one another, or all have the same number.
+    """
+    families = {_start_family(e) for e in group}
+    sizes = {len(e.success) for e in group}
+    if len(families) != 1 or None in families or len(sizes) == 1:
+        return {}
+    k = min(sizes)
+    return {e.name: float(e.success[:k].mean()) for e in group}
+
+
+def _goal_key(metrics: dict[str, Any]) -> str | None:
+    """The first goal whose change the oracles measure (e.g. ``thickness``)."""
+    for key in metrics:
+        if key.endswith("_measured_change"):
+            return key[: -len("_measured_change")]
+    return None
+
+
+def table(entries: list[Entry]) -> pd.DataFrame:
+    """One row per experiment, grouped by task: the report's numbers."""
+    rows = []
+    for task, group in tasks(entries).items():
+        shared = shared_success(group)
+        for e in group:
+            m, key = e.metrics, _goal_key(e.metrics)
+            rows.append(
+                {
+                    "task": task,
+                    "experiment": e.name,
+                    "method": e.method,
+                    "starts": len(e.success),
+                    "oracle_success": m["success_rate"],
+                    "predicted_success": m["predicted_success_rate"],
+                    "success_on_shared_starts": shared.get(e.name),
+                    "measured_property": key,
+                    "measured_change": m.get(f"{key}_measured_change") if key else None,
+                    "predicted_minus_measured": m.get(f"{key}_gap") if key else None,
+                    "realism_matched_ratio": m.get("realism_matched_ratio"),
+                    "realism_ratio": m.get("realism_ratio"),
+                    "diversity_ratio": m.get("diversity_ratio"),
+                    "model_calls_per_sample": m["model_calls_per_sample"],
+                    "wall_seconds": m["wall_seconds"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def calls_to_reach(e: Entry, level: float) -> float | None:
+    """Mean model calls per sample by the first frame whose oracle success reaches ``level``."""
+    hit = np.nonzero(e.success_by_frame >= level - 1e-9)[0]
+    return float(e.calls_by_frame[hit[0]]) if len(hit) else None
+
+
+def findings(entries: list[Entry]) -> list[str]:
+    """The claims the report checks, as sentences with the measured numbers."""
+    out = []
+    for e in entries:
+        if e.method == "data_space":
+            m = e.metrics
+            out.append(
+                f"`{e.name}` (ascent on pixels): the heads report {m['predicted_success_rate']:.1%}"
+                f" success, the oracles measure {m['success_rate']:.1%}."
+            )
+    for task, group in tasks(entries).items():
+        latent = [e for e in group if e.method == "latent"]
+        free = [e for e in group if e.method in GRADIENT_FREE]
+        if not latent or not free:
+            continue
+        shared = shared_success(group)
+
+        def rate(e: Entry, shared: dict[str, float] = shared) -> float:
+            return shared.get(e.name, e.metrics["success_rate"])
+
+        ours = latent[0]
+        best = max(free, key=rate)
+        ours_calls = ours.metrics["model_calls_per_sample"]
+        best_calls = best.metrics["model_calls_per_sample"]
+        where = f"on the {min(len(e.success) for e in group)} shared starts" if shared else ""
+        verdict = "matches or beats" if rate(ours) >= rate(best) - 0.005 else "falls short of"
+        text = (
+            (
+                f"`{task}`: latent gradient ascent ({ours.name}) {verdict} the best gradient-free "
+                f"baseline, {best.method} ({best.name}), {where}: {rate(ours):.1%} against "
+                f"{rate(best):.1%} oracle success, with {ours_calls:.0f} against {best_calls:.0f} "
+                f"model calls per sample"
+            )
+            .replace(" , ", ", ")
+            .replace(" :", ":")
+        )
+        reach = calls_to_reach(ours, rate(best))
+        if reach is not None:
+            text += (
+                f"; the ascent reaches {rate(best):.1%} (on all its {len(ours.success)} starts) "
+                f"after {reach:.0f} calls, {reach / best_calls:.2f}x the baseline's"
+            )
+        out.append(text + ".")
+    return out
+
+
+COLUMNS = {
+    "task": "task",
+    "experiment": "experiment",
+    "method": "method",
+    "starts": "n",
+    "oracle_success": "oracle success",
+    "predicted_success": "heads' success",
+    "success_on_shared_starts": "on shared starts",
+    "measured_change": "measured change",
+    "predicted_minus_measured": "predicted − measured",
+    "realism_matched_ratio": "realism (matched)",
+    "diversity_ratio": "diversity",
+    "model_calls_per_sample": "model calls",
+    "wall_seconds": "wall s",
+}
+
+
+def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> str:
+    """``reports/optimize.md``: the table, the findings, and what each column means."""
+
+    def cell(col: str, v: Any) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "–"
+        if col in ("oracle_success", "predicted_success", "success_on_shared_starts"):
+            return f"{v:.1%}"
+        if col in ("measured_change", "predicted_minus_measured"):
+            return f"{v:+.2f}"
+        if col in ("realism_matched_ratio", "diversity_ratio"):
+            return f"{v:.2f}×"
+        if col in ("model_calls_per_sample", "wall_seconds"):
+            return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
+        return str(v)
+
+    head = "| " + " | ".join(COLUMNS.values()) + " |"
+    lines = [
+        "# Steering results: task × method",
+        "",
+        "Every success figure is measured by the oracles (Morpho-MNIST measures of the decoded "
+        "image, the independent judge's digit). Written by the `report` stage from "
+        "`results/*/metrics.json`; do not edit by hand.",
+        "",
+        "## Findings",
+        "",
+        *[f"- {c}" for c in claims],
+        "",
+        "## Table",
+        "",
+        head,
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in frame.to_dict("records"):
+        cells = [cell(c, row[c]) for c in COLUMNS]
+        if row["experiment"] in links:
+            cells[1] = f"[{row['experiment']}]({links[row['experiment']]})"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Columns: *oracle success* — share of samples meeting every goal, by the oracles; "
+        "*heads' success* — the same rules applied to the model's own heads; *on shared "
+        "starts* — oracle success on the starts every method of the task ran from; *measured "
+        "change* — mean measured change of the first measured goal (px for thickness); "
+        "*predicted − measured* — the heads' final value minus the measured one; *realism "
+        "(matched)* — Fréchet distance in the judge's features to real digits of the same "
+        "class and thickness, end over start; *diversity* — mean pairwise feature distance, "
+        "end over start; *model calls* — objective evaluations per sample (a gradient step "
+        "is one forward and one backward pass).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``reports/summary.json``: the table's numbers per experiment (DVC metrics)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in frame.to_dict("records"):
+        name = row.pop("experiment")
+        out[name] = {
+            k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()
+        }
+    return out
+
+
+def curve_table(entries: list[Entry]) -> pd.DataFrame:
+    """Long table of oracle success against model calls, one row per recorded frame."""
+    rows = [
+        {"task": e.task, "experiment": e.name, "method": e.method,
+         "model_calls": float(c), "success": float(s)}
+        for e in entries
+        for c, s in zip(e.calls_by_frame, e.success_by_frame, strict=True)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)

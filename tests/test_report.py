@@ -1,0 +1,99 @@
+"""The report's grouping, shared-start comparison, findings and files, on made-up results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from latentsteer import report
+
+
+def _result(folder, success, calls, frames_success, method_calls, predicted=None, change=1.0):
+    folder.mkdir(parents=True)
+    n = len(success)
+    metrics = {
+        "n": n, "success_rate": float(np.mean(success)),
+        "predicted_success_rate": predicted if predicted is not None else float(np.mean(success)),
+        "thickness_measured_change": change, "thickness_gap": 0.25,
+        "realism_matched_ratio": 1.1, "realism_ratio": 1.5, "diversity_ratio": 0.9,
+        "model_calls_per_sample": method_calls, "wall_seconds": 3.0,
+    }  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    np.savez(
+        folder / "trajectory.npz",
+        images=np.zeros((len(calls), n, 28, 28), np.float32),
+        success=np.array(success, bool),
+        success_by_frame=np.array(frames_success, float),
+        calls_by_frame=np.array(calls, float),
+    )
+
+
+@pytest.fixture
+def results(tmp_path):
+    # The ascent: 8 starts, 6 succeed; it reaches 50% after 11 calls, 75% after 31.
+    _result(tmp_path / "up", [1, 1, 1, 0, 1, 1, 0, 1], [1, 11, 21, 31], [0, 0.5, 0.6, 0.75], 31)
+    # CMA-ES on the same 8 starts: 4 succeed (the first four: 3 of them on shared starts).
+    _result(tmp_path / "up_cmaes", [1, 1, 0, 1, 0, 0, 0, 1], [1, 100, 200], [0, 0.3, 0.5], 200)
+    # BO on the first 4 of those starts: all succeed there.
+    _result(tmp_path / "up_bo", [1, 1, 1, 1], [1, 40], [0, 1.0], 40)
+    # Pixels: the heads say 100%, the oracles 25%.
+    _result(tmp_path / "px", [1, 0, 0, 0], [1, 5], [0, 0.25], 5, predicted=1.0)
+    experiments = {
+        "up": {"start": "random:8", "seed": 0},
+        "up_cmaes": {"task": "up", "method": "cmaes", "start": "random:8", "seed": 0},
+        "up_bo": {"task": "up", "method": "bayesopt", "start": "random:4", "seed": 0},
+        "px": {"method": "data_space", "start": "test:0-3"},
+    }
+    return report.collect(tmp_path, experiments)
+
+
+def test_groups_by_task_and_compares_on_shared_starts(results):
+    assert {t: [e.name for e in g] for t, g in report.tasks(results).items()} == {
+        "up": ["up", "up_cmaes", "up_bo"], "px": ["px"]
+    }  # fmt: skip
+    shared = report.shared_success(report.tasks(results)["up"])
+    assert shared == {"up": 0.75, "up_cmaes": 0.75, "up_bo": 1.0}
+    frame = report.table(results)
+    row = frame.set_index("experiment").loc["up_bo"]
+    assert row.starts == 4 and row.oracle_success == 1.0 and row.model_calls_per_sample == 40
+    assert np.isnan(frame.set_index("experiment").loc["px"].success_on_shared_starts)
+
+
+def test_starts_of_different_seeds_are_not_compared(results):
+    group = report.tasks(results)["up"]
+    group[2].seed = 5
+    assert report.shared_success(group) == {}
+
+
+def test_findings_state_measured_numbers(results):
+    claims = report.findings(results)
+    assert claims[0] == (
+        "`px` (ascent on pixels): the heads report 100.0% success, the oracles measure 25.0%."
+    )
+    # The best baseline on shared starts is BO (100%), which the ascent does not match.
+    assert claims[1].startswith(
+        "`up`: latent gradient ascent (up) falls short of the best gradient-free baseline, "
+        "bayesopt (up_bo), on the 4 shared starts: 75.0% against 100.0% oracle success, "
+        "with 31 against 40 model calls per sample"
+    )
+    assert report.calls_to_reach(results[0], 0.6) == 21
+    assert report.calls_to_reach(results[0], 0.9) is None
+
+
+def test_markdown_and_summary(results):
+    frame = report.table(results)
+    md = report.markdown(frame, report.findings(results), {"up": "http://x/#/runs/1"})
+    assert "| up | [up](http://x/#/runs/1) | latent | 8 | 75.0% |" in md
+    assert "| px | px | data_space | 4 | 25.0% | 100.0% | – | +1.00 | +0.25 | 1.10× |" in md
+    summary = report.summary(frame)
+    assert summary["up_cmaes"]["oracle_success"] == 0.5
+    assert json.loads(json.dumps(summary))["px"]["success_on_shared_starts"] is None
+    curves = report.curve_table(results)
+    assert len(curves) == 4 + 3 + 2 + 2 and curves.success.max() == 1.0
+
+
+def test_missing_results_name_the_experiment(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no results for experiment 'gone'"):
+        report.collect(tmp_path, {"gone": {}})
