@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -243,12 +244,14 @@ def test_param_sweep_with_dvc_experiments(tiny_repo):
     dvc("repro", cwd=tiny_repo)
     run(["git", "add", "-A"], tiny_repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], tiny_repo)
-    proc = dvc("exp", "run", "-S", "train.beta=2", "-n", "beta2", cwd=tiny_repo)
-    assert sorted(stages_run(proc.stdout)) == sorted(
+    beta = yaml.safe_load((tiny_repo / "params.yaml").read_text())["train"]["beta"] + 1
+    proc = dvc("exp", "run", "-S", f"train.beta={beta}", "-n", "sweep1", cwd=tiny_repo)
+    assert sorted(stages_run(proc.stdout + proc.stderr)) == sorted(
         ["calibrate", "evaluate", *OPTIMIZE, "report", "train"]
     )
     shown = json.loads(dvc("exp", "show", "--json", cwd=tiny_repo).stdout)
     names = {exp["name"] for row in shown for exp in row.get("experiments") or []}
-    assert "beta2" in names, shown
-    table = dvc("exp", "show", "--no-pager", "--only-changed", cwd=tiny_repo).stdout
-    assert "beta2" in table and "train.beta" in table
+    assert "sweep1" in names, shown
+    table = pd.read_csv(io.StringIO(dvc("exp", "show", "--csv", cwd=tiny_repo).stdout))
+    row = table.set_index("Experiment").loc["sweep1"]
+    assert float(row["train.beta"]) == beta and 0 <= float(row["up.oracle_success"]) <= 1
