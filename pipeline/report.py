@@ -27,12 +27,13 @@ def main(params: dict[str, Any]) -> None:
     frame = report.table(entries)
     claims = report.findings(entries)
     latest = runs.latest_runs("optimize", "experiment")
-    links = {name: runs.run_link(run_id) for name, run_id in latest.items()}
+    links = {name: ref.link for name, ref in latest.items()}
 
     PLOTS.mkdir(parents=True, exist_ok=True)
     with atomic_file(REPORTS / "optimize.md") as tmp:
         tmp.write_text(report.markdown(frame, claims, links))
-    write_json(report.summary(frame), REPORTS / "summary.json")
+    summary = report.summary(frame)
+    write_json(summary, REPORTS / "summary.json")
     write_table(report.curve_table(entries), PLOTS / "success_vs_calls.csv")
     compared = {t: g for t, g in report.tasks(entries).items() if len(g) > 1}
     panels = {
@@ -50,10 +51,10 @@ def main(params: dict[str, Any]) -> None:
     )  # fmt: skip
 
     with tracking.start_run("report", stage="report") as run:
-        run.set_tags({f"run.{name}": run_id for name, run_id in latest.items()})
+        run.set_tags({f"run.{name}": ref.run_id for name, ref in latest.items()})
         run.set_tags({"mlflow.note.content": (REPORTS / "optimize.md").read_text()[:5000]})
         run.log_metrics(
-            {f"{name}.{k}": v for name, row in report.summary(frame).items()
+            {f"{name}.{k}": v for name, row in summary.items()
              for k, v in row.items() if isinstance(v, int | float) and k != "starts"}
         )  # fmt: skip
         for path in (REPORTS / "optimize.md", REPORTS / "summary.json"):

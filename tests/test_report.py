@@ -97,3 +97,14 @@ def test_markdown_and_summary(results):
 def test_missing_results_name_the_experiment(tmp_path):
     with pytest.raises(FileNotFoundError, match="no results for experiment 'gone'"):
         report.collect(tmp_path, {"gone": {}})
+
+
+def test_missing_results_are_one_line_from_the_stage(tmp_path, capsys):
+    from latentsteer.errors import run_reporting
+
+    code = run_reporting("report", lambda: report.collect(tmp_path, {"gone": {}}))
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == (
+        f"report: error: no results for experiment 'gone' in {tmp_path / 'gone'} "
+        "(run its optimize stage)"
+    )

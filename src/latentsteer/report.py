@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentsteer.errors import LatentsteerError
+
 GRADIENT_FREE = ("random_search", "cmaes", "bayesopt")
+
+
+class MissingResults(LatentsteerError, FileNotFoundError):
+    """An experiment in params.yaml has no results yet (reported as one line by the stage)."""
 
 
 @dataclass
@@ -59,14 +65,14 @@ def collect(results: str | Path, experiments: dict[str, dict], examples: int = 6
     """Read every experiment under ``results`` that ``experiments`` (params.yaml) declares.
 
     Raises:
-        FileNotFoundError: an experiment's results are missing (naming the experiment).
+        MissingResults: an experiment's results are missing (naming the experiment).
     """
     entries = []
     for name, settings in experiments.items():
         folder = Path(results) / name
         metrics_file, trajectory = folder / "metrics.json", folder / "trajectory.npz"
         if not (metrics_file.is_file() and trajectory.is_file()):
-            raise FileNotFoundError(
+            raise MissingResults(
                 f"no results for experiment {name!r} in {folder} (run its optimize stage)"
             )
         metrics = json.loads(metrics_file.read_text())
@@ -193,17 +199,13 @@ def findings(entries: list[Entry]) -> list[str]:
         best = max(free, key=rate)
         ours_calls = ours.metrics["model_calls_per_sample"]
         best_calls = best.metrics["model_calls_per_sample"]
-        where = f"on the {min(len(e.success) for e in group)} shared starts" if shared else ""
+        where = f", on the {min(len(e.success) for e in group)} shared starts" if shared else ""
         verdict = "matches or beats" if rate(ours) >= rate(best) - 0.005 else "falls short of"
         text = (
-            (
-                f"`{task}`: latent gradient ascent ({ours.name}) {verdict} the best gradient-free "
-                f"baseline, {best.method} ({best.name}), {where}: {rate(ours):.1%} against "
-                f"{rate(best):.1%} oracle success, with {ours_calls:.0f} against {best_calls:.0f} "
-                f"model calls per sample"
-            )
-            .replace(" , ", ", ")
-            .replace(" :", ":")
+            f"`{task}`: latent gradient ascent ({ours.name}) {verdict} the best gradient-free "
+            f"baseline, {best.method} ({best.name}){where}: {rate(ours):.1%} against "
+            f"{rate(best):.1%} oracle success, with {ours_calls:.0f} against {best_calls:.0f} "
+            f"model calls per sample"
         )
         reach = calls_to_reach(ours, rate(best))
         if reach is not None:

@@ -6,13 +6,30 @@ reading runs back can change without re-running training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from latentsteer.tracking import EXPERIMENT, tracking_uri
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `make ui` serves the local store
 
 
-def latest_runs(stage: str, key: str) -> dict[str, str]:
-    """The newest finished run of ``stage`` for each value of tag ``key`` → its run id.
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run lives: its experiment and its id."""
+
+    experiment_id: str
+    run_id: str
+
+    @property
+    def link(self) -> str:
+        """Address of the run in the MLflow UI: the tracking server's, else ``make ui``'s."""
+        uri = tracking_uri()
+        base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+
+def latest_runs(stage: str, key: str) -> dict[str, RunRef]:
+    """The newest finished run of ``stage`` for each value of tag ``key``.
 
     Returns an empty dict when the store has no such experiment yet.
     """
@@ -28,18 +45,10 @@ def latest_runs(stage: str, key: str) -> dict[str, str]:
         order_by=["attributes.start_time DESC"],
         max_results=5000,
     )
-    latest: dict[str, str] = {}
+    latest: dict[str, RunRef] = {}
     for run in runs:
-        latest.setdefault(run.data.tags.get(key, ""), run.info.run_id)
+        latest.setdefault(
+            run.data.tags.get(key, ""), RunRef(run.info.experiment_id, run.info.run_id)
+        )
     latest.pop("", None)
     return latest
-
-
-def run_link(run_id: str) -> str:
-    """Address of a run in the MLflow UI: the tracking server's, else ``make ui``'s."""
-    from mlflow.tracking import MlflowClient
-
-    uri = tracking_uri()
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
-    experiment_id = MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
