@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 import torch
 
 from latentsteer.model import MultiHeadVAE
-from latentsteer.objectives import Goal, combine
+from latentsteer.objectives import Goal, all_satisfied, combine
 from latentsteer.readout import Predictions
 from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
@@ -87,13 +87,11 @@ def blackbox_search(
     def evaluate(z: torch.Tensor) -> tuple[torch.Tensor, Predictions, torch.Tensor]:
         z = z.to(model.device, torch.float32)
         pred = read(z)
-        return objective_of(pred) - penalty(model, z, guards), pred, satisfied(pred)
-
-    def satisfied(pred: Predictions) -> torch.Tensor:
-        ok = torch.full((len(z0),), can_finish, dtype=torch.bool, device=z0.device)
-        for g in bound if can_finish else ():
-            ok &= g.satisfied(pred)  # type: ignore[misc]
-        return ok
+        if can_finish:
+            ok = all_satisfied(bound, pred)
+        else:
+            ok = torch.zeros(len(z), dtype=torch.bool, device=z.device)
+        return objective_of(pred) - penalty(model, z, guards), pred, ok
 
     n = len(z0)
     begin = time.perf_counter()

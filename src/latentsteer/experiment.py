@@ -208,14 +208,12 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
             stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
         )  # fmt: skip
-        result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     elif cfg.method == "data_space":
         assert start.images is not None
         result = data_space_ascent(
             model, start.images.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
             penalty_weight=cfg.penalty, readout=cfg.readout,
         )  # fmt: skip
-        result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     else:
         result = blackbox_search(
             model, start.z.to(model.device), goals, search_strategy(cfg, start.z),
@@ -223,7 +221,8 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             penalty_weight=cfg.penalty, readout=cfg.readout,
             stop_when_satisfied=cfg.stop_when_satisfied,
         )  # fmt: skip
-        result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
+    # Every safeguard's score at the end, anchored at the start, whether it was on or not.
+    result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
     images = result.images_at(frames.tolist())  # (F, n, 28, 28)
     flat = images.reshape(-1, 28, 28)

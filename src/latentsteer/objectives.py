@@ -263,6 +263,15 @@ class Keep(Goal):
         return _band_goal(self, read, self.head, start, self.tol, sd, f"{self.head}=keep")
 
 
+def all_satisfied(goals: list[BoundGoal], pred: Predictions) -> torch.Tensor:
+    """``(n,)`` whether every goal holds (call only when none is open-ended, max/min)."""
+    first = next(iter(pred.values()))
+    ok = torch.ones(len(first), dtype=torch.bool, device=first.device)
+    for g in goals:
+        ok &= g.satisfied(pred)  # type: ignore[misc]
+    return ok
+
+
 def combine(goals: list[BoundGoal], penalty: float = 10.0) -> Callable[[Predictions], torch.Tensor]:
     """The steering objective over predictions: Σ wᵢ·scoreᵢ − penalty·Σ wⱼ·violationⱼ².
 

@@ -18,7 +18,7 @@ import torch
 
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
-from latentsteer.objectives import BoundGoal, Goal, combine
+from latentsteer.objectives import BoundGoal, Goal, all_satisfied, combine
 from latentsteer.oracles import Verification, verify
 from latentsteer.readout import Readout
 from latentsteer.readout import readout as make_readout
@@ -228,10 +228,7 @@ def steer(
             break
         with torch.no_grad():
             if rules.when_satisfied and can_finish:
-                ok = torch.ones(n, dtype=torch.bool, device=z.device)
-                for g in bound:
-                    ok &= g.satisfied(pred)  # type: ignore[misc]
-                freeze(ok, "satisfied", t)
+                freeze(all_satisfied(bound, pred), "satisfied", t)
             if rules.patience is not None:
                 improved = obj > best + rules.min_delta
                 best = torch.where(improved, obj, best)
