@@ -1,50 +1,82 @@
-"""Stage `optimize@<experiment>`: one steering experiment -> results/<experiment>/.
+"""Stages `optimize@<experiment>` and `group@<group>`: steering experiments -> results/.
 
-Reads the experiment's entry under `experiments:` in params.yaml and the shared `optimize:`
-section, runs it (latent ascent, or data-space ascent as the counter-example), verifies the
-final samples with the oracles, writes trajectory.npz, grid.png, curves.png and
-metrics.json, and logs one MLflow run named `optimize@<experiment>`.
+`python pipeline/optimize.py EXPERIMENT` runs the entry `experiments.EXPERIMENT` of
+params.yaml into results/EXPERIMENT/. `python pipeline/optimize.py --group GROUP` runs every
+member of `groups.GROUP` in this one process into results/GROUP/<member>/: short experiments
+then pay Python, torch, the models and MLflow once instead of once each.
+
+Each experiment is run (latent ascent, a gradient-free baseline, or data-space ascent as the
+counter-example), its final samples verified by the oracles, and trajectory.npz, grid.png,
+curves.png and metrics.json written; each is one MLflow run named `optimize@<experiment>`.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from latentsteer import tracking
 from latentsteer.config import ConfigError, section
-from latentsteer.experiment import Context, ExperimentConfig, run_experiment, write_results
-from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.stage import run_stage
-from latentsteer.steering_context import load_context
+
+if TYPE_CHECKING:
+    from latentsteer.experiment import Context, ExperimentConfig
+    from latentsteer.optimize_config import OptimizeConfig
+
+# The measuring workers are spawned, and a spawned worker imports this file again: torch and
+# the rest are imported inside the functions so that each worker starts in about 1 s, not 4.
 
 RESULTS = Path("results")
 MODEL, JUDGE, RAW, LABELS = "models/vae_calibrated", "models/judge", "data/raw", "data/labels"
+CONTEXT = "models/steering_context.npz"  # from the `context` stage
+USAGE = "usage: python pipeline/optimize.py EXPERIMENT | --group GROUP"
 
 
-def experiment_config(params: dict[str, Any], name: str) -> ExperimentConfig:
-    """params.experiments[name] → ExperimentConfig (errors name the full key)."""
-    experiments = params.get("experiments") or {}
-    if name not in experiments:
-        known = ", ".join(sorted(experiments)) or "none"
-        raise ConfigError(
-            f"params.yaml: no experiment {name!r} under experiments; there are {known}"
-        )
-    return section(
-        {f"experiments.{name}": experiments[name]}, f"experiments.{name}", ExperimentConfig
-    )
+def experiment_config(entry: object, key: str) -> ExperimentConfig:
+    """One params.yaml entry at ``key`` (``experiments.NAME``) → ExperimentConfig."""
+    from latentsteer.experiment import ExperimentConfig
+
+    return section({key: entry}, key, ExperimentConfig)
 
 
-def main(params: dict[str, Any]) -> None:
-    if len(sys.argv) != 2:
-        raise ValueError("usage: python pipeline/optimize.py EXPERIMENT")
-    name = sys.argv[1]
-    cfg = experiment_config(params, name)
-    shared = section(params, "optimize", OptimizeConfig)
-    ctx: Context = load_context(MODEL, JUDGE, RAW, LABELS, shared)
+def members(params: dict[str, Any], argv: list[str]) -> tuple[str, dict[str, Any], Path]:
+    """The params section this run reads, its entries to run and their results folder.
+
+    Returns:
+        ``(key prefix, {name: entry}, folder)``: ``("experiments", {NAME: ...}, results)`` for
+        one experiment, ``("groups.GROUP", {member: ...}, results/GROUP)`` for a group.
+    """
+    if len(argv) == 1 and not argv[0].startswith("-"):
+        name, experiments = argv[0], params.get("experiments") or {}
+        if name not in experiments:
+            known = ", ".join(sorted(experiments)) or "none"
+            raise ConfigError(
+                f"params.yaml: no experiment {name!r} under experiments; there are {known}"
+            )
+        return "experiments", {name: experiments[name]}, RESULTS
+    if len(argv) == 2 and argv[0] == "--group":
+        name, groups = argv[1], params.get("groups") or {}
+        if name not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise ConfigError(f"params.yaml: no group {name!r} under groups; there are {known}")
+        entries = groups[name]
+        if not isinstance(entries, dict) or not entries:
+            raise ConfigError(
+                f"params.yaml: groups.{name} must map member names to experiment entries"
+            )
+        return f"groups.{name}", entries, RESULTS / name
+    raise ValueError(USAGE)
+
+
+def run_one(
+    name: str, cfg: ExperimentConfig, ctx: Context, shared: OptimizeConfig, folder: Path,
+    group: str | None = None,
+) -> None:  # fmt: skip
+    """Run, verify, write and log one experiment into ``folder``."""
+    from latentsteer import tracking
+    from latentsteer.experiment import run_experiment, write_results
+
     outcome = run_experiment(cfg, ctx)
-    folder = RESULTS / name
     write_results(outcome, folder)
     m = outcome.metrics
     tags = {
@@ -52,6 +84,7 @@ def main(params: dict[str, Any]) -> None:
         "method": cfg.method,
         "goals": " ".join(cfg.goals),
         "start": cfg.start,
+        **({"group": group} if group else {}),
     }
     with tracking.start_run(f"optimize@{name}", stage="optimize", tags=tags) as run:
         run.log_params({"experiment": cfg.as_params(), "optimize": shared.__dict__})
@@ -64,5 +97,33 @@ def main(params: dict[str, Any]) -> None:
     )
 
 
+def main(params: dict[str, Any]) -> None:
+    from latentsteer.atomic import atomic_dir
+    from latentsteer.optimize_config import OptimizeConfig
+    from latentsteer.steering_context import load_context
+
+    prefix, entries, folder = members(params, sys.argv[1:])
+    # Every entry is checked before any runs: a typo in the last member fails at once.
+    configs = {name: experiment_config(e, f"{prefix}.{name}") for name, e in entries.items()}
+    shared = section(params, "optimize", OptimizeConfig)
+    ctx = load_context(MODEL, JUDGE, RAW, LABELS, shared, cached=CONTEXT)
+    if prefix == "experiments":
+        ((name, cfg),) = configs.items()
+        run_one(name, cfg, ctx, shared, folder / name)
+        return
+    group = prefix.removeprefix("groups.")
+    # A killed group leaves the previous folder whole, never a mix of old and new members.
+    with atomic_dir(folder) as tmp:
+        for name, cfg in configs.items():
+            run_one(name, cfg, ctx, shared, tmp / name, group=group)
+
+
+def stage_name(argv: list[str]) -> str:
+    """``optimize@NAME`` or ``group@NAME``, for error messages."""
+    if len(argv) == 2 and argv[0] == "--group":
+        return f"group@{argv[1]}"
+    return f"optimize@{argv[0] if argv else '?'}"
+
+
 if __name__ == "__main__":
-    run_stage(f"optimize@{sys.argv[1] if len(sys.argv) > 1 else '?'}", main)
+    run_stage(stage_name(sys.argv[1:]), main)

@@ -1,9 +1,10 @@
 """Stage `report`: compare every experiment's oracle-verified results, task by task.
 
 Reads results/<experiment>/{metrics.json, trajectory.npz} for each experiment in
-params.yaml and writes reports/optimize.md (task x method table and findings),
-reports/summary.json (DVC metrics) and reports/plots/ (success against model calls, example
-outcomes). Logs one MLflow run, `report`, that links to each experiment's latest run.
+params.yaml (results/<group>/<member>/ for the members of groups) and writes
+reports/optimize.md (task x method table and findings), reports/summary.json (DVC metrics)
+and reports/plots/ (success against model calls, example outcomes). Logs one MLflow run,
+`report`, that links to each experiment's latest run.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ RESULTS, REPORTS, PLOTS = Path("results"), Path("reports"), Path("reports/plots"
 
 def main(params: dict[str, Any]) -> None:
     experiments = params.get("experiments") or {}
-    if not experiments:
-        raise ValueError("params.yaml: experiments is empty; nothing to report")
+    groups = params.get("groups") or {}
+    if not experiments and not groups:
+        raise ValueError("params.yaml: experiments and groups are empty; nothing to report")
     entries = report.collect(RESULTS, experiments)
+    for group, members in groups.items():
+        entries += report.collect(RESULTS / group, members, stage=f"group@{group}")
     frame = report.table(entries)
     claims = report.findings(entries)
     latest = runs.latest_runs("optimize", "experiment")

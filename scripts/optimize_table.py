@@ -1,4 +1,5 @@
-"""Print the markdown table of docs/optimize.md from the pipeline's results/*/metrics.json.
+"""Print the markdown table of docs/optimize.md from the pipeline's results/*/metrics.json
+(and results/<group>/*/metrics.json for the members of groups).
 
 python scripts/optimize_table.py [results]
 """
@@ -22,7 +23,8 @@ def main() -> None:
         "| realism ×start (matched) | s |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for folder in sorted(p for p in root.iterdir() if (p / "metrics.json").is_file()):
+    found = [*root.glob("*/metrics.json"), *root.glob("*/*/metrics.json")]
+    for folder in sorted((p.parent for p in found), key=lambda p: p.name):
         m = json.loads((folder / "metrics.json").read_text())
         change = m.get("thickness_measured_change")
         gap = m.get("thickness_gap")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow_proc import mlflow_server
 from PIL import Image
-from tiny_pipeline import TINY_EXPERIMENTS, copy_repo, dvc
+from tiny_pipeline import ALL_TINY, copy_repo, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 WAIT_MS = 30_000  # MLflow's React UI renders asynchronously; every wait is bounded by this
 STAGE_RUNS = ["train_judge", "train", "evaluate", "calibrate", "report"]
-OPTIMIZE_RUNS = [f"optimize@{name}" for name in TINY_EXPERIMENTS]
+OPTIMIZE_RUNS = [f"optimize@{name}" for name in ALL_TINY]
 
 
 def _missing(reason: str) -> None:

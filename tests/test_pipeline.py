@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tiny_pipeline import TINY_EXPERIMENTS, copy_repo, dvc, run, tiny_env
+from tiny_pipeline import ALL_TINY, OPTIMIZE_STAGES, TINY_GROUPS, copy_repo, dvc, run, tiny_env
 
 from latentsteer import MEASURES, MorphometryConfig, measure
 from latentsteer.model import load_model
 
-OPTIMIZE = [f"optimize@{name}" for name in TINY_EXPERIMENTS]
+OPTIMIZE = OPTIMIZE_STAGES
 
 
 def stages_run(stdout: str) -> list[str]:
@@ -41,7 +41,7 @@ def tiny_repo(tmp_path_factory) -> Path:
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
     for stage in ("download", "labels", "train_judge", "train", "evaluate", "calibrate",
-                  *OPTIMIZE, "report"):  # fmt: skip
+                  "context", *OPTIMIZE, "report"):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
@@ -62,8 +62,8 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     shown = dvc("metrics", "show", cwd=tiny_repo).stdout
     assert "reports/evaluate.json" in shown and "digit_accuracy" in shown
 
-    for name, settings in TINY_EXPERIMENTS.items():
-        folder = tiny_repo / "results" / name
+    for settings, relative in ALL_TINY.values():
+        folder = tiny_repo / relative
         assert sorted(p.name for p in folder.iterdir()) == [
             "curves.png", "grid.png", "metrics.json", "trajectory.npz"
         ]  # fmt: skip
@@ -76,12 +76,12 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     assert "results/up/metrics.json" in shown and "success_rate" in shown
 
     summary = json.loads((tiny_repo / "reports" / "summary.json").read_text())
-    assert set(summary) == set(TINY_EXPERIMENTS)
+    assert set(summary) == set(ALL_TINY)
     assert (
         summary["up_random"]["task"] == "up" and summary["up_random"]["method"] == "random_search"
     )
-    for name in TINY_EXPERIMENTS:
-        metrics = json.loads((tiny_repo / "results" / name / "metrics.json").read_text())
+    for name, (_, folder) in ALL_TINY.items():
+        metrics = json.loads((tiny_repo / folder / "metrics.json").read_text())
         assert summary[name]["oracle_success"] == metrics["success_rate"], name
     # up_bayesopt ran from the first 3 of the same 6 prior draws: compared on those.
     assert summary["up_bayesopt"]["success_on_shared_starts"] is not None
@@ -90,7 +90,7 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     assert "`pixels` (ascent on pixels): the heads report" in md
     assert "`up`: latent gradient ascent (up)" in md
     curves = pd.read_csv(tiny_repo / "reports" / "plots" / "success_vs_calls.csv")
-    assert set(curves.experiment) == set(TINY_EXPERIMENTS) and curves.success.between(0, 1).all()
+    assert set(curves.experiment) == set(ALL_TINY) and curves.success.between(0, 1).all()
     shown = dvc("metrics", "show", cwd=tiny_repo).stdout
     assert "reports/summary.json" in shown and "oracle_success" in shown
     dvc("plots", "show", "-o", "plots_html", cwd=tiny_repo)
@@ -225,6 +225,11 @@ def test_experiment_param_change_reruns_that_experiment_only(tiny_repo):
     again = dvc("repro", cwd=tiny_repo)
     assert sorted(stages_run(again.stdout)) == ["optimize@up", "report"]
     assert "Running stage" not in dvc("repro", cwd=tiny_repo).stdout
+    # A member of a group: the group's one stage, and the report.
+    ((group, members),) = TINY_GROUPS.items()
+    params["groups"][group][next(iter(members))]["budget"] = 8
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert sorted(stages_named(dvc("status", cwd=tiny_repo).stdout)) == [f"group@{group}", "report"]
 
 
 def test_train_param_change_reruns_model_stages_only(tiny_repo):
@@ -232,7 +237,7 @@ def test_train_param_change_reruns_model_stages_only(tiny_repo):
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
     params["train"]["beta"] = 2.0
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    expected = ["calibrate", "evaluate", *OPTIMIZE, "report", "train"]
+    expected = ["calibrate", "context", "evaluate", *OPTIMIZE, "report", "train"]
     assert sorted(stages_named(dvc("status", cwd=tiny_repo).stdout)) == ["train"]  # the root
     again = dvc("repro", cwd=tiny_repo)
     assert sorted(stages_run(again.stdout)) == sorted(expected)
@@ -247,7 +252,7 @@ def test_param_sweep_with_dvc_experiments(tiny_repo):
     beta = yaml.safe_load((tiny_repo / "params.yaml").read_text())["train"]["beta"] + 1
     proc = dvc("exp", "run", "-S", f"train.beta={beta}", "-n", "sweep1", cwd=tiny_repo)
     assert sorted(stages_run(proc.stdout + proc.stderr)) == sorted(
-        ["calibrate", "evaluate", *OPTIMIZE, "report", "train"]
+        ["calibrate", "context", "evaluate", *OPTIMIZE, "report", "train"]
     )
     shown = json.loads(dvc("exp", "show", "--json", cwd=tiny_repo).stdout)
     names = {exp["name"] for row in shown for exp in row.get("experiments") or []}

@@ -106,5 +106,9 @@ def test_missing_results_are_one_line_from_the_stage(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.strip() == (
         f"report: error: no results for experiment 'gone' in {tmp_path / 'gone'} "
-        "(run its optimize stage)"
+        "(run dvc repro optimize@gone)"
     )
+    code = run_reporting(
+        "report", lambda: report.collect(tmp_path, {"d1": {}}, stage="group@digits")
+    )
+    assert code == 1 and capsys.readouterr().err.strip().endswith("(run dvc repro group@digits)")

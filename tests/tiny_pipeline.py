@@ -22,17 +22,29 @@ TINY = {
     "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
 }
 # The tiny pipeline's experiments replace the default ones: one latent, one data-space, and
-# the three gradient-free baselines on the latent one's task.
+# a group of the three gradient-free baselines on the latent one's task (as in the defaults).
 UP = {"goals": ["thickness=+0.5", "digit=keep"], "start": "random:6"}
 TINY_EXPERIMENTS = {
     "up": {**UP, "steps": 4},
     "pixels": {"goals": ["thickness=max"], "method": "data_space", "start": "test:0-5",
                "steps": 3, "lr": 0.01, "readout": "code"},
-    "up_random": {**UP, "task": "up", "method": "random_search", "budget": 9, "population": 4},
-    "up_cmaes": {**UP, "task": "up", "method": "cmaes", "budget": 9, "population": 4},
-    "up_bayesopt": {**UP, "task": "up", "method": "bayesopt", "start": "random:3", "budget": 6,
-                    "init": 3, "population": 3},
 }  # fmt: skip
+TINY_GROUPS = {
+    "up_baselines": {
+        "up_random": {**UP, "task": "up", "method": "random_search", "budget": 9, "population": 4},
+        "up_cmaes": {**UP, "task": "up", "method": "cmaes", "budget": 9, "population": 4},
+        "up_bayesopt": {**UP, "task": "up", "method": "bayesopt", "start": "random:3",
+                        "budget": 6, "init": 3, "population": 3},
+    }
+}  # fmt: skip
+# Every tiny experiment, group members included: name → (settings, results folder).
+ALL_TINY = {
+    **{name: (s, Path("results") / name) for name, s in TINY_EXPERIMENTS.items()},
+    **{name: (s, Path("results") / group / name)
+       for group, members in TINY_GROUPS.items() for name, s in members.items()},
+}  # fmt: skip
+# The stages that run experiments.
+OPTIMIZE_STAGES = [f"optimize@{n}" for n in TINY_EXPERIMENTS] + [f"group@{g}" for g in TINY_GROUPS]
 
 
 def tiny_params() -> dict:
@@ -41,6 +53,7 @@ def tiny_params() -> dict:
     for name, values in TINY.items():
         params[name].update(values)
     params["experiments"] = TINY_EXPERIMENTS
+    params["groups"] = TINY_GROUPS
     return params
 
 

@@ -1,20 +1,35 @@
 """latentsteer: steer the latent codes of a multi-head VAE towards properties you want,
 and verify the results with independent oracles."""
 
-from latentsteer.datasets import mnist
-from latentsteer.errors import ConfigError, DataSourceError, LatentsteerError
-from latentsteer.model import MultiHeadVAE, load_model
-from latentsteer.morphometry import MEASURES, MorphometryConfig, measure
+from __future__ import annotations
 
-__all__ = [
-    "MEASURES",
-    "ConfigError",
-    "DataSourceError",
-    "LatentsteerError",
-    "MorphometryConfig",
-    "MultiHeadVAE",
-    "load_model",
-    "measure",
-    "mnist",
-]
+import importlib
+from typing import Any
+
+from latentsteer.errors import ConfigError, DataSourceError, LatentsteerError
+
+# The public names load on first use (PEP 562), so `import latentsteer.morphometry` in a
+# spawned measuring worker does not pay for torch and torchvision (about 3 s per worker).
+_LAZY = {
+    "mnist": "latentsteer.datasets",
+    "MultiHeadVAE": "latentsteer.model",
+    "load_model": "latentsteer.model",
+    "MEASURES": "latentsteer.morphometry",
+    "MorphometryConfig": "latentsteer.morphometry",
+    "measure": "latentsteer.morphometry",
+}
+
+__all__ = ["ConfigError", "DataSourceError", "LatentsteerError", *_LAZY]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'latentsteer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

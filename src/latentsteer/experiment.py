@@ -149,6 +149,8 @@ class Context:
         train_codes: ``(k, d)`` encoded training digits, for the kNN safeguard and scores.
         data_root: where ``test:A-B`` starts read MNIST from.
         workers: processes for the Morpho-MNIST measures.
+        reference_features: ``(m, 128)`` the judge's features of ``reference``; computed
+            here when not given.
     """
 
     model: MultiHeadVAE
@@ -159,11 +161,13 @@ class Context:
     train_codes: torch.Tensor
     data_root: str | Path | None = None
     workers: int | None = None
-    reference_features: np.ndarray = field(init=False, repr=False)
+    reference_features: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        # The judge's features of the reference, computed once for every realism score.
-        self.reference_features = self.judge.embed(self.reference).cpu().numpy()
+        # The judge's features of the reference, computed once for every realism score
+        # unless the `context` stage already did (see steering_context.py).
+        if self.reference_features is None:
+            self.reference_features = self.judge.embed(self.reference).cpu().numpy()
 
 
 @dataclass
@@ -428,6 +432,7 @@ def assess(
     m["success_gap"] = m["predicted_success_rate"] - m["success_rate"]
 
     ref = ctx.reference_features
+    assert ref is not None  # set by Context.__post_init__
     for when, x, report in (("start", first_images, first), ("end", last_images, last)):
         feats = ctx.judge.embed(x).cpu().numpy()
         m[f"realism_{when}"] = frechet_distance(feats, ref)

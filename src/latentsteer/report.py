@@ -61,8 +61,13 @@ class Entry:
     last: np.ndarray = field(repr=False)
 
 
-def collect(results: str | Path, experiments: dict[str, dict], examples: int = 6) -> list[Entry]:
+def collect(
+    results: str | Path, experiments: dict[str, dict], examples: int = 6, stage: str | None = None
+) -> list[Entry]:
     """Read every experiment under ``results`` that ``experiments`` (params.yaml) declares.
+
+    ``stage`` names the DVC stage that writes them (``optimize@<name>`` by default), for
+    the message when results are missing.
 
     Raises:
         MissingResults: an experiment's results are missing (naming the experiment).
@@ -73,13 +78,15 @@ def collect(results: str | Path, experiments: dict[str, dict], examples: int = 6
         metrics_file, trajectory = folder / "metrics.json", folder / "trajectory.npz"
         if not (metrics_file.is_file() and trajectory.is_file()):
             raise MissingResults(
-                f"no results for experiment {name!r} in {folder} (run its optimize stage)"
+                f"no results for experiment {name!r} in {folder} "
+                f"(run dvc repro {stage or f'optimize@{name}'})"
             )
         metrics = json.loads(metrics_file.read_text())
         with np.load(trajectory) as t:
             if "success" not in t.files:
                 raise ValueError(
-                    f"{trajectory} predates per-sample results; re-run optimize@{name}"
+                    f"{trajectory} predates per-sample results; "
+                    f"re-run {stage or f'optimize@{name}'}"
                 )
             images = t["images"]
             entries.append(

@@ -1,19 +1,31 @@
-"""Load what every steering experiment reads: model, judge, realism reference, kNN codes."""
+"""Load what every steering experiment reads: model, judge, realism reference, kNN codes.
+
+Two of these cost seconds to compute: the judge's features of the realism reference and the
+codes of the kNN safeguard's training digits. The `context` stage computes them once into
+``models/steering_context.npz`` (:func:`write_context_file`), and every optimize stage
+reads that file instead of recomputing them (:func:`load_context` with ``cached``).
+"""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from latentsteer.atomic import atomic_file
 from latentsteer.datasets import load_split
+from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import Context
 from latentsteer.judge import load_judge
 from latentsteer.labelled import read_labels
-from latentsteer.model import load_model
+from latentsteer.model import MultiHeadVAE, load_model
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.train import resolve_device
+
+FORMAT = "latentsteer.steering_context/1"
+FIX = "re-run `dvc repro context`"
 
 
 def load_context(
@@ -22,21 +34,89 @@ def load_context(
     data_root: str | Path,
     labels_root: str | Path,
     cfg: OptimizeConfig,
+    cached: str | Path | None = None,
 ) -> Context:
     """Model and judge on ``cfg.device``, the last ``cfg.reference`` test digits (with labels
     and measured thickness) as the realism reference, kept apart from ``test:A-B`` starts,
-    which count from 0, and the codes of the first ``cfg.knn_codes`` training digits."""
+    which count from 0, and the codes of the first ``cfg.knn_codes`` training digits.
+
+    Args:
+        cached: a file from :func:`write_context_file` holding the reference features and
+            the kNN codes; without it they are computed here.
+
+    Raises:
+        LatentsteerError: ``cached`` is missing, damaged, foreign, or made for other
+            settings or another model.
+    """
     device = resolve_device(cfg.device)
     model = load_model(model_dir, device)
     judge = load_judge(judge_dir, device)
     test, test_labels = load_split(data_root, "test")
-    train, _ = load_split(data_root, "train")
     reference = torch.as_tensor(test[-cfg.reference :], dtype=torch.float32) / 255.0
     thickness = read_labels(labels_root, "test").thickness.iloc[-cfg.reference :]
-    train_x = torch.as_tensor(train[: cfg.knn_codes], dtype=torch.float32) / 255.0
-    with torch.no_grad():
-        codes = model.encode(train_x.to(device))  # (k, d) posterior means
+    if cached is None:
+        codes, features = _train_codes(model, data_root, cfg.knn_codes, device), None
+    else:
+        stored = read_context_file(cached, cfg, model.latent_dim)
+        codes = torch.as_tensor(stored["train_codes"]).to(device)
+        features = stored["reference_features"]
     return Context(
         model, judge, reference, np.asarray(test_labels[-cfg.reference :]),
-        thickness.to_numpy(), codes, data_root, cfg.workers,
+        thickness.to_numpy(), codes, data_root, cfg.workers, features,
     )  # fmt: skip
+
+
+def _train_codes(
+    model: MultiHeadVAE, data_root: str | Path, k: int, device: torch.device
+) -> torch.Tensor:
+    """``(k, d)`` posterior means of the first ``k`` training digits."""
+    train, _ = load_split(data_root, "train")
+    train_x = torch.as_tensor(train[:k], dtype=torch.float32) / 255.0
+    with torch.no_grad():
+        return model.encode(train_x.to(device))
+
+
+def write_context_file(ctx: Context, path: str | Path) -> None:
+    """Store ``ctx``'s reference features and kNN codes (atomically) for :func:`load_context`."""
+    assert ctx.reference_features is not None  # set by Context.__post_init__
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            format=np.array(FORMAT),
+            reference_features=ctx.reference_features.astype(np.float32),
+            train_codes=ctx.train_codes.cpu().numpy().astype(np.float32),
+        )
+
+
+def read_context_file(path: str | Path, cfg: OptimizeConfig, latent_dim: int) -> dict:
+    """The arrays of a context file, checked against the settings and the model.
+
+    Returns:
+        ``{"reference_features": (cfg.reference, 128), "train_codes": (cfg.knn_codes, d)}``.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise LatentsteerError(f"{file} is missing; {FIX}")
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise LatentsteerError(f"{file} is damaged or not an .npz file ({exc}); {FIX}") from None
+    if str(arrays.get("format", "")) != FORMAT:
+        raise LatentsteerError(f"{file} is not a steering context ({FORMAT}); {FIX}")
+    expected = {
+        "reference_features": (cfg.reference, 128),
+        "train_codes": (cfg.knn_codes, latent_dim),
+    }
+    for key, shape in expected.items():
+        got = arrays.get(key)
+        if got is None or got.shape != shape:
+            found = "missing" if got is None else f"shape {got.shape}"
+            raise LatentsteerError(
+                f"{file}: {key} is {found}, expected {shape} for optimize.reference "
+                f"{cfg.reference}, optimize.knn_codes {cfg.knn_codes} and a {latent_dim}-d "
+                f"model; {FIX}"
+            )
+        if not np.isfinite(got).all():
+            raise LatentsteerError(f"{file}: {key} holds NaN or infinite values; {FIX}")
+    return {k: arrays[k] for k in expected}
