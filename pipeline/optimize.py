@@ -68,17 +68,28 @@ def members(params: dict[str, Any], argv: list[str]) -> tuple[str, dict[str, Any
     raise ValueError(USAGE)
 
 
-def run_one(
-    name: str, cfg: ExperimentConfig, ctx: Context, shared: OptimizeConfig, folder: Path,
-    group: str | None = None,
-) -> None:  # fmt: skip
-    """Run, verify, write and log one experiment into ``folder``."""
-    from latentsteer import tracking
+def run_one(name: str, cfg: ExperimentConfig, ctx: Context, folder: Path) -> dict[str, Any]:
+    """Run and verify one experiment, write its files into ``folder``; return its metrics."""
     from latentsteer.experiment import run_experiment, write_results
 
     outcome = run_experiment(cfg, ctx)
     write_results(outcome, folder)
     m = outcome.metrics
+    print(
+        f"optimize@{name}: oracle success {m['success_rate']:.3f}, "
+        f"predicted {m['predicted_success_rate']:.3f}, realism x{m['realism_ratio']:.2f}, "
+        f"{m['wall_seconds']:.1f} s"
+    )
+    return m
+
+
+def log_run(
+    name: str, cfg: ExperimentConfig, shared: OptimizeConfig, folder: Path,
+    metrics: dict[str, Any], group: str | None = None,
+) -> None:  # fmt: skip
+    """One MLflow run ``optimize@<name>``: tags, params, metrics and ``folder``'s files."""
+    from latentsteer import tracking
+
     tags = {
         "experiment": name,
         "method": cfg.method,
@@ -88,13 +99,8 @@ def run_one(
     }
     with tracking.start_run(f"optimize@{name}", stage="optimize", tags=tags) as run:
         run.log_params({"experiment": cfg.as_params(), "optimize": shared.__dict__})
-        run.log_metrics(m)
+        run.log_metrics(metrics)
         run.log_artifacts(folder, "results")
-    print(
-        f"optimize@{name}: oracle success {m['success_rate']:.3f}, "
-        f"predicted {m['predicted_success_rate']:.3f}, realism x{m['realism_ratio']:.2f}, "
-        f"{m['wall_seconds']:.1f} s"
-    )
 
 
 def main(params: dict[str, Any]) -> None:
@@ -109,13 +115,16 @@ def main(params: dict[str, Any]) -> None:
     ctx = load_context(MODEL, JUDGE, RAW, LABELS, shared, cached=CONTEXT)
     if prefix == "experiments":
         ((name, cfg),) = configs.items()
-        run_one(name, cfg, ctx, shared, folder / name)
+        metrics = run_one(name, cfg, ctx, folder / name)
+        log_run(name, cfg, shared, folder / name, metrics)
         return
     group = prefix.removeprefix("groups.")
-    # A killed group leaves the previous folder whole, never a mix of old and new members.
+    # A group that fails part-way writes no partial folder (run by hand, the previous one
+    # stays whole) and logs no run: runs are logged once the new folder is in place.
     with atomic_dir(folder) as tmp:
-        for name, cfg in configs.items():
-            run_one(name, cfg, ctx, shared, tmp / name, group=group)
+        done = {name: run_one(name, cfg, ctx, tmp / name) for name, cfg in configs.items()}
+    for name, metrics in done.items():
+        log_run(name, configs[name], shared, folder / name, metrics, group=group)
 
 
 def stage_name(argv: list[str]) -> str:

@@ -230,6 +230,33 @@ def test_experiment_param_change_reruns_that_experiment_only(tiny_repo):
     params["groups"][group][next(iter(members))]["budget"] = 8
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
     assert sorted(stages_named(dvc("status", cwd=tiny_repo).stdout)) == [f"group@{group}", "report"]
+    # Its last member fails after the others ran: no partial folder, no run logged.
+    folder = tiny_repo / "results" / group
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    runs_before = _optimize_runs(tiny_repo)
+    last = list(members)[-1]
+    params["groups"][group][last]["start"] = "test:0-999"  # the tiny split has 150 digits
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    failed = dvc("repro", cwd=tiny_repo, check=False)
+    assert failed.returncode != 0
+    assert f"group@{group}: error: start 'test:0-999': indices must satisfy" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    # DVC deletes a stage's outputs before it runs it; what must not be there is a partial
+    # folder with only the members that finished.
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after in ({}, before)
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []
+    assert _optimize_runs(tiny_repo) == runs_before
+    params["groups"][group][last]["start"] = members[last]["start"]  # later tests repro
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def _optimize_runs(repo: Path) -> int:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("latentsteer")
+    return len(client.search_runs([exp.experiment_id], "tags.stage = 'optimize'"))
 
 
 def test_train_param_change_reruns_model_stages_only(tiny_repo):
