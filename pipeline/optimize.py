@@ -47,25 +47,28 @@ def members(params: dict[str, Any], argv: list[str]) -> tuple[str, dict[str, Any
         one experiment, ``("groups.GROUP", {member: ...}, results/GROUP)`` for a group.
     """
     if len(argv) == 1 and not argv[0].startswith("-"):
-        name, experiments = argv[0], params.get("experiments") or {}
-        if name not in experiments:
-            known = ", ".join(sorted(experiments)) or "none"
-            raise ConfigError(
-                f"params.yaml: no experiment {name!r} under experiments; there are {known}"
-            )
-        return "experiments", {name: experiments[name]}, RESULTS
+        name = argv[0]
+        return "experiments", {name: _entry(params, "experiments", "experiment", name)}, RESULTS
     if len(argv) == 2 and argv[0] == "--group":
-        name, groups = argv[1], params.get("groups") or {}
-        if name not in groups:
-            known = ", ".join(sorted(groups)) or "none"
-            raise ConfigError(f"params.yaml: no group {name!r} under groups; there are {known}")
-        entries = groups[name]
+        name = argv[1]
+        entries = _entry(params, "groups", "group", name)
         if not isinstance(entries, dict) or not entries:
             raise ConfigError(
                 f"params.yaml: groups.{name} must map member names to experiment entries"
             )
         return f"groups.{name}", entries, RESULTS / name
     raise ValueError(USAGE)
+
+
+def _entry(params: dict[str, Any], section_name: str, kind: str, name: str) -> Any:
+    """``params[section_name][name]``, or a ConfigError listing the names there are."""
+    known = params.get(section_name) or {}
+    if name not in known:
+        there = ", ".join(sorted(known)) or "none"
+        raise ConfigError(
+            f"params.yaml: no {kind} {name!r} under {section_name}; there are {there}"
+        )
+    return known[name]
 
 
 def run_one(name: str, cfg: ExperimentConfig, ctx: Context, folder: Path) -> dict[str, Any]:

@@ -56,3 +56,21 @@ def tiny_model(latent_dim: int = 4, head_hidden: int = 16) -> MultiHeadVAE:
     model = MultiHeadVAE(config)
     model.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})
     return model.eval()
+
+
+def tiny_context(mnist_test: tuple[np.ndarray, np.ndarray], codes: int, reference: int):
+    """A steering Context over a tiny model and an untrained judge: the first ``codes`` test
+    digits encoded as kNN codes, the next ``reference`` as the realism reference."""
+    from latentsteer.experiment import Context
+    from latentsteer.judge import Judge
+    from latentsteer.morphometry import measure
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    images = torch.as_tensor(mnist_test[0][: codes + reference], dtype=torch.float32) / 255
+    ref = images[codes:]
+    thickness = measure(ref.numpy(), workers=1, progress=False).thickness.to_numpy()
+    labels = np.asarray(mnist_test[1][codes : codes + reference])
+    return Context(
+        model, Judge().eval(), ref, labels, thickness, model.encode(images[:codes]), None, 1
+    )

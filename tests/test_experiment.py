@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import tiny_context, tiny_model
 
 from latentsteer.cli import main as cli
 from latentsteer.experiment import (
@@ -21,21 +21,12 @@ from latentsteer.experiment import (
 from latentsteer.goalspec import parse_goal
 from latentsteer.judge import Judge, JudgeConfig, save_judge
 from latentsteer.model import save_model
-from latentsteer.morphometry import measure
 from latentsteer.readout import readout
 
 
 @pytest.fixture(scope="module")
 def ctx(mnist_test) -> Context:
-    torch.manual_seed(0)
-    model = tiny_model()
-    images = torch.as_tensor(mnist_test[0][:300], dtype=torch.float32) / 255
-    ref = images[200:]
-    thickness = measure(ref.numpy(), workers=1, progress=False).thickness.to_numpy()
-    labels = np.asarray(mnist_test[1][200:300])
-    return Context(
-        model, Judge().eval(), ref, labels, thickness, model.encode(images[:200]), None, 1
-    )
+    return tiny_context(mnist_test, codes=200, reference=100)
 
 
 def test_config_checks_values_and_goals():

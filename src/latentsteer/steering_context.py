@@ -57,7 +57,7 @@ def load_context(
     if cached is None:
         codes, features = _train_codes(model, data_root, cfg.knn_codes, device), None
     else:
-        stored = read_context_file(cached, cfg, model.latent_dim)
+        stored = read_context_file(cached, cfg, model.latent_dim, judge.classify.in_features)
         codes = torch.as_tensor(stored["train_codes"]).to(device)
         features = stored["reference_features"]
     return Context(
@@ -88,11 +88,17 @@ def write_context_file(ctx: Context, path: str | Path) -> None:
         )
 
 
-def read_context_file(path: str | Path, cfg: OptimizeConfig, latent_dim: int) -> dict:
-    """The arrays of a context file, checked against the settings and the model.
+def read_context_file(
+    path: str | Path, cfg: OptimizeConfig, latent_dim: int, feature_dim: int
+) -> dict:
+    """The arrays of a context file, checked against the settings and the models.
+
+    Args:
+        latent_dim: the VAE's code size ``d``.
+        feature_dim: the width ``f`` of the judge's features (``Judge.embed``).
 
     Returns:
-        ``{"reference_features": (cfg.reference, 128), "train_codes": (cfg.knn_codes, d)}``.
+        ``{"reference_features": (cfg.reference, f), "train_codes": (cfg.knn_codes, d)}``.
     """
     file = Path(path)
     if not file.is_file():
@@ -100,12 +106,13 @@ def read_context_file(path: str | Path, cfg: OptimizeConfig, latent_dim: int) ->
     try:
         with np.load(file, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise LatentsteerError(f"{file} is damaged or not an .npz file ({exc}); {FIX}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        # numpy's own messages speak of pickles and keywords, which mislead here.
+        raise LatentsteerError(f"{file} is damaged or not an .npz file; {FIX}") from None
     if str(arrays.get("format", "")) != FORMAT:
         raise LatentsteerError(f"{file} is not a steering context ({FORMAT}); {FIX}")
     expected = {
-        "reference_features": (cfg.reference, 128),
+        "reference_features": (cfg.reference, feature_dim),
         "train_codes": (cfg.knn_codes, latent_dim),
     }
     for key, shape in expected.items():
