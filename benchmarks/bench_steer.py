@@ -24,7 +24,7 @@ from latentsteer.model import ModelConfig, MultiHeadVAE, load_model
 from latentsteer.objectives import Increase, Keep, combine
 from latentsteer.readout import readout
 from latentsteer.safeguards import PriorPenalty
-from latentsteer.steer import StopRule, steer
+from latentsteer.ascent import StopRule, ascend
 
 GOALS = [Increase("thickness", 1.5), Keep("digit")]
 PRIOR = 0.05
@@ -32,7 +32,7 @@ PRIOR = 0.05
 
 def batched(model: MultiHeadVAE, z0: torch.Tensor, steps: int, kind: str) -> float:
     start = time.perf_counter()
-    steer(
+    ascend(
         model, z0, GOALS, steps=steps, lr=0.05, safeguards=[PriorPenalty(PRIOR)],
         stop=StopRule(when_satisfied=False, grad_tol=None), readout=kind,  # type: ignore[arg-type]
     )  # fmt: skip

@@ -1,6 +1,9 @@
 """Stage `calibrate`: fit the regression heads to measured decoded images -> models/vae_calibrated/.
 
 The optimize stages steer with this model. Why, and what changes: src/latentsteer/calibrate.py.
+Decoded images are measured as the labels stage measures (`labels.threshold`, `scale`,
+`bound_frac`, `chunk_size`), and the folder's config.json records that definition so that
+the oracles grade steered results with it too.
 """
 
 from __future__ import annotations
@@ -23,27 +26,32 @@ def main(params: dict[str, Any]) -> None:
     import torch
 
     from latentsteer import tracking
-    from latentsteer.calibrate import CalibrateConfig, calibrate
+    from latentsteer.calibrate import CalibrateConfig, calibrate, save_calibrated
     from latentsteer.config import section
     from latentsteer.datasets import load_split
     from latentsteer.labelled import data_hash
-    from latentsteer.model import load_model, save_model
+    from latentsteer.model import load_model
     from latentsteer.modelio import read_metrics
+    from latentsteer.morphometry import MorphometryConfig
     from latentsteer.train import resolve_device
 
     cfg = section(params, "calibrate", CalibrateConfig)
+    labels = dict(params.get("labels") or {})
+    labels.pop("workers", None)  # the labels stage's processes: not part of the definition
+    measure_cfg = section({"labels": labels}, "labels", MorphometryConfig)
     device = resolve_device(cfg.device)
     model = load_model(IN, device)
     images, _ = load_split(RAW, "train")
     x = torch.as_tensor(images[: cfg.posterior], dtype=torch.float32) / 255.0
     tags = {"data_hash": data_hash(RAW), "device": str(device)}
     with tracking.start_run("calibrate", stage="calibrate", tags=tags) as run:
-        run.log_params({"calibrate": asdict(cfg)})
+        run.log_params({"calibrate": asdict(cfg), "labels": asdict(measure_cfg)})
         start = time.perf_counter()
-        report = calibrate(model, x, cfg)
+        report = calibrate(model, x, cfg, measure_config=measure_cfg)
         seconds = time.perf_counter() - start
         metrics = {**read_metrics(IN), **{f"calibration_{k}": v for k, v in report.items()}}
-        save_model(model, OUT, metrics)  # wall time to MLflow only: the folder stays reproducible
+        # Wall time goes to MLflow only: the folder stays reproducible.
+        save_calibrated(model, OUT, metrics, measure_cfg)
         run.log_metrics({**report, "calibrate_seconds": seconds})
         run.log_artifacts(OUT, "model")
     changes = ", ".join(

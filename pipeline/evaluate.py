@@ -2,6 +2,7 @@
 
 Writes reports/evaluate.json (DVC metrics), reports/figures/*.png and
 reports/plots/thickness.csv (DVC plots), and logs all of it to one MLflow run.
+Reconstructions are measured as the labels stage measured the test digits (`labels.*`).
 """
 
 from __future__ import annotations
@@ -26,21 +27,26 @@ def main(params: dict[str, Any]) -> None:
 
     from latentsteer import tracking
     from latentsteer.atomic import write_json, write_table
+    from latentsteer.config import section
     from latentsteer.datasets import load_split
     from latentsteer.evaluation import evaluate, latent_traversal
     from latentsteer.judge import load_judge
     from latentsteer.labelled import data_hash, read_labels
     from latentsteer.model import load_model
+    from latentsteer.morphometry import MorphometryConfig
     from latentsteer.plots import save_confusion, save_grid, save_scatter
     from latentsteer.train import resolve_device
 
+    labels_cfg = dict(params.get("labels") or {})
+    labels_cfg.pop("workers", None)  # the labels stage's processes: not part of the definition
+    measure_cfg = section({"labels": labels_cfg}, "labels", MorphometryConfig)
     device = resolve_device(str((params.get("train") or {}).get("device", "auto")))
     model = load_model("models/vae", device)
     judge = load_judge("models/judge", device)
     images_u8, _ = load_split("data/raw", "test")
     images = torch.as_tensor(images_u8, dtype=torch.float32) / 255.0
     labels = read_labels("data/labels", "test")
-    result = evaluate(model, judge, images, labels)
+    result = evaluate(model, judge, images, labels, measure_config=measure_cfg)
     m = result.metrics
 
     FIGURES.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 RESULTS = Path("results")
 MODEL, JUDGE, RAW, LABELS = "models/vae_calibrated", "models/judge", "data/raw", "data/labels"
+# The judge steers and stops samples in the closed loop; the certifier, which the loop
+# never sees, grades them (src/latentsteer/guide.py).
+CERTIFIER = "models/certifier"
 CONTEXT = "models/steering_context.npz"  # from the `context` stage
 USAGE = "usage: python pipeline/optimize.py EXPERIMENT | --group GROUP"
 
@@ -73,16 +76,12 @@ def _entry(params: dict[str, Any], section_name: str, kind: str, name: str) -> A
 
 def run_one(name: str, cfg: ExperimentConfig, ctx: Context, folder: Path) -> dict[str, Any]:
     """Run and verify one experiment, write its files into ``folder``; return its metrics."""
-    from latentsteer.experiment import run_experiment, write_results
+    from latentsteer.experiment import run_experiment, summary_line, write_results
 
     outcome = run_experiment(cfg, ctx)
     write_results(outcome, folder)
     m = outcome.metrics
-    print(
-        f"optimize@{name}: oracle success {m['success_rate']:.3f}, "
-        f"predicted {m['predicted_success_rate']:.3f}, realism x{m['realism_ratio']:.2f}, "
-        f"{m['wall_seconds']:.1f} s"
-    )
+    print(f"optimize@{name}: {summary_line(m)}")
     return m
 
 
@@ -115,7 +114,7 @@ def main(params: dict[str, Any]) -> None:
     # Every entry is checked before any runs: a typo in the last member fails at once.
     configs = {name: experiment_config(e, f"{prefix}.{name}") for name, e in entries.items()}
     shared = section(params, "optimize", OptimizeConfig)
-    ctx = load_context(MODEL, JUDGE, RAW, LABELS, shared, cached=CONTEXT)
+    ctx = load_context(MODEL, JUDGE, RAW, LABELS, shared, cached=CONTEXT, certifier_dir=CERTIFIER)
     if prefix == "experiments":
         ((name, cfg),) = configs.items()
         metrics = run_one(name, cfg, ctx, folder / name)

@@ -12,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from latentsteer import report, runs, tracking
 from latentsteer.atomic import atomic_file, write_json, write_table
 from latentsteer.plots import save_examples, save_success_curves
 from latentsteer.stage import run_stage
 
 RESULTS, REPORTS, PLOTS = Path("results"), Path("reports"), Path("reports/plots")
+CONTEXT = Path("models/steering_context.npz")
 
 
 def main(params: dict[str, Any]) -> None:
@@ -29,7 +32,10 @@ def main(params: dict[str, Any]) -> None:
     for group, members in groups.items():
         entries += report.collect(RESULTS / group, members, stage=f"group@{group}")
     frame = report.table(entries)
-    claims = report.findings(entries)
+    claims = report.findings(entries) + report.truth_findings(entries)
+    if CONTEXT.is_file():  # the certifier's features of the realism reference
+        with np.load(CONTEXT, allow_pickle=False) as ctx:
+            claims += report.realism_findings(entries, ctx["reference_features"])
     latest = runs.latest_runs("optimize", "experiment")
     links = {name: ref.link for name, ref in latest.items()}
 

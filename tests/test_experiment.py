@@ -49,8 +49,10 @@ def test_oracle_success_rules():
     rule = lambda text: _success(parse_goal(text), before, after, 0.5).tolist()  # noqa: E731
     assert rule("thickness=max") == [False, True, True, True]
     assert rule("thickness=min") == [True, False, False, False]
-    assert rule("thickness=+1.5") == [False, False, True, True]  # change >= 1.5 - 0.5
-    assert rule("thickness=-0.3") == [False, False, False, False]
+    # Changes are -0.1, +0.4, +1.1, +2.0: +D must land within ±0.5 of D, both ways.
+    assert rule("thickness=+1.5") == [False, False, True, True]
+    assert rule("thickness=+0.5") == [False, True, False, False]  # +1.1 overshoots
+    assert rule("thickness=-0.3") == [True, False, False, False]
     assert rule("thickness=4.0") == [False, False, False, True]
     assert rule("thickness=keep") == [True, True, False, False]
 
@@ -75,7 +77,7 @@ def test_mixed_readout_reads_classes_through_the_image():
 def test_latent_experiment_writes_verified_results(ctx, tmp_path):
     cfg = ExperimentConfig(goals=["thickness=+0.3", "digit=keep"], start="random:6", steps=7,
                            record_every=3, knn=0.1, proximity=0.01,
-                           stop_when_satisfied=False)  # fmt: skip
+                           stop_when_satisfied=False, guide=False)  # fmt: skip
     out = run_experiment(cfg, ctx)
     write_results(out, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -154,6 +156,9 @@ def folders(tmp_path_factory):
     save_model(tiny_model(), root / "vae")
     torch.manual_seed(0)
     save_judge(Judge().eval(), root / "judge", {}, JudgeConfig())
+    torch.manual_seed(1)
+    cert = JudgeConfig(arch="allconv", seed=1)
+    save_judge(Judge(arch="allconv").eval(), root / "certifier", {}, cert)
     return root
 
 
@@ -172,7 +177,7 @@ def _fake_data(monkeypatch, mnist_test) -> None:
 def _steer(folders, tmp_path, *extra: str) -> int:
     return cli([
         "steer", "--model", str(folders / "vae"), "--judge", str(folders / "judge"),
-        "--data", str(tmp_path / "no-data"), "--labels", str(tmp_path / "no-labels"),
+        "--certifier", str(folders / "certifier"), "--data", str(tmp_path / "no-data"), "--labels", str(tmp_path / "no-labels"),
         "--out", str(tmp_path / "out"), "--workers", "1",
         *extra,
     ])  # fmt: skip
@@ -183,13 +188,44 @@ def test_cli_steer_writes_the_stage_files(folders, tmp_path, monkeypatch, capsys
     code = _steer(folders, tmp_path, "--goal", "thickness=+0.2", "--goal", "digit=keep@2",
                   "--start", "random:4", "--steps", "3")  # fmt: skip
     assert code == 0
-    assert (
-        "steered 4 samples (thickness=+0.2, digit=keep@2): oracle success"
-        in capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert out.startswith("steered thickness=+0.2, digit=keep@2: 4 samples; oracle success ")
+    assert "(certified by measures, certifier)" in out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "curves.png", "grid.png", "metrics.json", "trajectory.npz"
     ]  # fmt: skip
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["in_loop_oracles"] == "measures, judge"  # the default is the closed loop
+    assert m["certified_by"] == "measures, certifier"
+
+
+def test_cli_steer_flags_come_from_the_config(folders, tmp_path, monkeypatch, mnist_test):
+    """Every ExperimentConfig field is a flag; flags not given keep the config's defaults."""
+    from latentsteer.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["steer", "--goal", "digit=3", "--out", "x", "--no-guide",
+                              "--patience", "none", "--oracle-tol", "thickness=0.3"])  # fmt: skip
+    from latentsteer.config_flags import given
+
+    assert given(args, args.config_fields) == {
+        "guide": False, "patience": None, "oracle_tol": {"thickness": 0.3}
+    }  # fmt: skip
+    defaults = parser.parse_args(["steer", "--goal", "digit=3", "--out", "x"])
+    assert given(defaults, defaults.config_fields) == {}
+    fields = set(defaults.config_fields)
+    assert {"tol", "confidence", "radius", "patience", "budget", "guide", "trust"} <= fields
+
+
+def test_cli_steer_refuses_an_existing_file_as_out(folders, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    code = cli(["steer", "--model", str(folders / "vae"), "--goal", "digit=3",
+                "--out", str(target)])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"--out {target} is an existing file; give a folder")
+    assert target.read_text() == "keep me"
 
 
 @pytest.mark.parametrize(

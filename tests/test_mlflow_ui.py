@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 WAIT_MS = 30_000  # MLflow's React UI renders asynchronously; every wait is bounded by this
-STAGE_RUNS = ["train_judge", "train", "evaluate", "calibrate", "report"]
+STAGE_RUNS = ["train_judge", "train_certifier", "train", "evaluate", "calibrate", "report"]
 OPTIMIZE_RUNS = [f"optimize@{name}" for name in ALL_TINY]
 
 

@@ -17,6 +17,7 @@ import yaml
 from tiny_pipeline import ALL_TINY, OPTIMIZE_STAGES, TINY_GROUPS, copy_repo, dvc, run, tiny_env
 
 from latentsteer import MEASURES, MorphometryConfig, measure
+from latentsteer.judge import load_judge
 from latentsteer.model import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES
@@ -40,8 +41,8 @@ def tiny_repo(tmp_path_factory) -> Path:
 
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
-    for stage in ("download", "labels", "train_judge", "train", "evaluate", "calibrate",
-                  "context", *OPTIMIZE, "report"):  # fmt: skip
+    for stage in ("download", "labels", "train_judge", "train_certifier", "train", "evaluate",
+                  "calibrate", "context", *OPTIMIZE, "report"):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
@@ -52,6 +53,8 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     assert (tiny_repo / "dvc.lock").is_file()
     model = load_model(tiny_repo / "models" / "vae")
     assert model.decode(model.sample_prior(3)).shape == (3, 28, 28)
+    judges = {name: load_judge(tiny_repo / "models" / name) for name in ("judge", "certifier")}
+    assert (judges["judge"].arch, judges["certifier"].arch) == ("lenet", "allconv")
     report = json.loads((tiny_repo / "reports" / "evaluate.json").read_text())
     for key in ("digit_accuracy", "thickness_r2", "neg_elbo_nats", "recon_thickness_pearson_r",
                 "judge_accuracy_on_reconstructions"):  # fmt: skip
@@ -120,7 +123,13 @@ def test_runs_are_tracked_in_mlflow(tiny_repo):
     exp = client.get_experiment_by_name("latentsteer")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags["stage"] for r in runs}
-    assert {"train_judge", "train", "evaluate", "calibrate", "optimize", "report"} <= stages
+    stages_expected = {"train_judge", "train_certifier", "train", "evaluate", "calibrate",
+                       "optimize", "report"}  # fmt: skip
+    assert stages_expected <= stages
+    certifier = next(r for r in runs if r.data.tags["stage"] == "train_certifier")
+    assert certifier.info.run_name == "train_certifier"
+    assert certifier.data.params["certifier.arch"] == "allconv"
+    assert 0 <= certifier.data.metrics["test_accuracy"] <= 1
     up = next(r for r in runs if r.info.run_name == "optimize@up")
     assert up.data.tags["experiment"] == "up" and up.data.tags["method"] == "latent"
     assert up.data.params["experiment.start"] == "random:6"
@@ -147,11 +156,13 @@ def test_labels_param_change_reruns_dependents_only(tiny_repo):
     params["labels"]["threshold"] = 0.45
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
     status = dvc("status", cwd=tiny_repo).stdout
-    assert "labels:" in status and "download:" not in status and "train_judge:" not in status
+    assert "labels:" in status
+    for stage in ("download", "train_judge", "train_certifier"):
+        assert f"{stage}:" not in status, stage
     again = dvc("repro", cwd=tiny_repo)
     for stage in ("labels", "train", "evaluate", "calibrate", *OPTIMIZE, "report"):
         assert f"Running stage '{stage}'" in again.stdout, stage
-    for stage in ("download", "train_judge"):
+    for stage in ("download", "train_judge", "train_certifier"):
         assert f"Running stage '{stage}'" not in again.stdout, stage
     # workers is not a dependency: changing it re-runs nothing.
     params["labels"]["workers"] = 2

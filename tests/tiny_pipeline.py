@@ -16,6 +16,7 @@ TINY = {
     "data": {"limit": 150},
     "labels": {"chunk_size": 64, "workers": 1},
     "judge": {"epochs": 1, "batch_size": 50},
+    "certifier": {"epochs": 1, "batch_size": 50},
     "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
     "train": {"epochs": 2, "batch_size": 50},
     "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},

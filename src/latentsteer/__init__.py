@@ -17,6 +17,7 @@ _LAZY = {
     "MEASURES": "latentsteer.morphometry",
     "MorphometryConfig": "latentsteer.morphometry",
     "measure": "latentsteer.morphometry",
+    "steer": "latentsteer.request",
 }
 
 __all__ = ["ConfigError", "DataSourceError", "LatentsteerError", *_LAZY]

@@ -13,10 +13,10 @@ from typing import Literal
 
 import torch
 
+from latentsteer.ascent import PathRecord, SteerResult
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Goal, combine
 from latentsteer.readout import readout as make_readout
-from latentsteer.steer import PathRecord, SteerResult
 
 
 def data_space_ascent(

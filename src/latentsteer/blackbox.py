@@ -1,9 +1,9 @@
-"""Gradient-free steering: the same objective as :func:`~latentsteer.steer.steer`, by search.
+"""Gradient-free steering: the same objective as :func:`~latentsteer.ascent.ascend`, by search.
 
 The baselines that latent gradient ascent is compared with (random search, CMA-ES, Bayesian
 optimisation) differ only in how they propose codes. :func:`blackbox_search` runs any of
 them as a :class:`Strategy` — ``ask`` for candidate codes, ``tell`` their values — on all
-``n`` starts at once, and returns the same :class:`~latentsteer.steer.SteerResult`, so their
+``n`` starts at once, and returns the same :class:`~latentsteer.ascent.SteerResult`, so their
 outcomes go through the same oracles, metrics and figures.
 
 The objective is exactly the ascent's: the goals' combined score through the same readout,
@@ -14,6 +14,11 @@ incumbent (best code so far) after each round.
 code (a decode plus the heads). A start stops counting once its incumbent satisfies every
 goal, like the ascent's ``stop_when_satisfied`` (the strategy may still propose codes for
 it, which are evaluated but not counted and never replace its incumbent).
+
+With a ``guide`` the search is closed-loop like the ascent (:mod:`latentsteer.guide`): every
+``check_every`` rounds the in-loop oracles read the incumbents still searching, a start
+stops once they confirm its goals (or, open-ended, once its best confirmed incumbent stalls
+or the heads lose their trust), and it ends on its best confirmed incumbent or its start.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Literal, Protocol
 
 import torch
 
+from latentsteer.ascent import PathRecord, SteerResult
+from latentsteer.guide import Guide
 from latentsteer.model import MultiHeadVAE
-from latentsteer.objectives import Goal, all_satisfied, combine
+from latentsteer.objectives import BoundGoal, Goal, all_satisfied, combine
 from latentsteer.readout import Predictions
 from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
-from latentsteer.steer import PathRecord, SteerResult
+from latentsteer.trust_region import TrustRegion
 
 
 class Strategy(Protocol):
@@ -54,6 +61,9 @@ def blackbox_search(
     penalty_weight: float = 10.0,
     readout: Literal["code", "cycle", "mixed"] = "mixed",
     stop_when_satisfied: bool = True,
+    guide: Guide | None = None,
+    check_every: int = 10,
+    guide_patience: int = 3,
 ) -> SteerResult:
     """Maximise the steering objective of each start with a gradient-free strategy.
 
@@ -67,7 +77,10 @@ def blackbox_search(
             are not applied: a search strategy keeps to its own region).
         penalty_weight: weight of violated-constraint penalties.
         readout: how the heads read a code (see :mod:`latentsteer.readout`).
-        stop_when_satisfied: stop counting a start's calls once all its goals hold.
+        stop_when_satisfied: stop counting a start's calls once all its goals hold (by the
+            heads; with a guide, by the in-loop oracles).
+        guide: in-loop oracle checks every ``check_every`` rounds (see the module doc and
+            :func:`~latentsteer.ascent.ascend`); ``guide_patience`` as ``StopRule``'s.
 
     Returns:
         A :class:`SteerResult` whose steps are rounds: ``z[t]`` is each start's incumbent after
@@ -75,13 +88,21 @@ def blackbox_search(
     """
     if budget < 2:
         raise ValueError(f"budget must be at least 2 model calls; got {budget}")
+    if check_every < 1:
+        raise ValueError(f"check_every must be a positive integer; got {check_every}")
     model.eval()
     z0 = model._as_codes(start).detach()
     guards = anchor(model, z0, safeguards or [])
     read = make_readout(model, readout)
-    bound = [g.bind(model, z0, read) for g in goals]
+    bound = [g if isinstance(g, BoundGoal) else g.bind(model, z0, read) for g in goals]
     objective_of = combine(bound, penalty=penalty_weight)
-    can_finish = stop_when_satisfied and all(g.satisfied is not None for g in bound)
+    closed = all(g.satisfied is not None for g in bound)
+    checks = None
+    if guide is not None:
+        settles = closed and not getattr(guide, "keeps_improving", False)
+        checks = TrustRegion(z0, settles, guide_patience)
+    # The heads' word stops a start only when no guide is there to check it.
+    can_finish = stop_when_satisfied and closed and checks is None
 
     @torch.no_grad()
     def evaluate(z: torch.Tensor) -> tuple[torch.Tensor, Predictions, torch.Tensor]:
@@ -102,6 +123,22 @@ def blackbox_search(
     stop_step = torch.zeros(n, dtype=torch.long)
     reason = ["satisfied" if not a else "budget" for a in active.tolist()]
     record = PathRecord(bound)
+
+    def check(t: int, last: bool) -> None:
+        """Guide check of the incumbents still searching; finished ones roll back."""
+        nonlocal best_obj, best_pred
+        assert guide is not None and checks is not None
+        idx = torch.nonzero(active).flatten().to(best_z.device)
+        if not len(idx):
+            return
+        verdict = checks.update(idx, best_z, guide(best_z[idx], idx, z0[idx]), last=last)
+        for i, r in zip(idx[verdict.done].tolist(), verdict.reasons, strict=True):
+            reason[i], stop_step[i] = r, t
+        active[idx[verdict.done].cpu()] = False
+        best_obj, best_pred, _ = evaluate(best_z)  # rolled-back rows read afresh
+
+    if checks is not None:
+        check(0, last=False)
     record.add(best_z, best_pred, best_obj)
     spent = [calls.clone()]
     strategy.tell(z0.cpu()[None], best_obj.cpu()[None])
@@ -125,6 +162,14 @@ def blackbox_search(
             calls += counted.cpu().long()
             active &= ~newly
         strategy.tell(candidates, values)
+        if checks is not None and t % check_every == 0:
+            check(t, last=False)
+        record.add(best_z, best_pred, best_obj)
+        spent.append(calls.clone())
+    if checks is not None and active.any():
+        # The budget is spent: every start ends on a checked code, recorded as one more row.
+        t += 1
+        check(t, last=True)
         record.add(best_z, best_pred, best_obj)
         spent.append(calls.clone())
     stop_step[active] = t
@@ -137,6 +182,7 @@ def blackbox_search(
         model=model,
         model_calls=calls,
         calls_path=torch.stack(spent),
+        oracle_calls=None if checks is None else checks.calls.cpu(),
     )
 
 

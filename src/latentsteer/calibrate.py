@@ -14,19 +14,29 @@ heads whose column is a Morpho-MNIST measure on those pairs. Encoder, decoder an
 heads are left untouched (a digit has no such measurement: the judge stays independent).
 The oracle still measures every steered result; calibration only makes the heads a better
 surrogate of it.
+
+The heads are then fitted to one Morpho-MNIST definition (threshold, scale, ...: the
+``labels`` stage's), and the oracle must grade steered results with that same one. So
+:func:`save_calibrated` records it in the model folder's ``config.json`` under ``measure``,
+and :func:`measure_config_of` reads it back: the folder carries its own definition.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import MEASURES, measure
+from latentsteer.errors import LatentsteerError
+from latentsteer.model import FORMAT, MultiHeadVAE
+from latentsteer.modelio import read_model_entry, write_model_folder
+from latentsteer.morphometry import MEASURES, MorphometryConfig, measure
+
+MEASURE_KEY = "measure"  # config.json entry: the MorphometryConfig the heads were fitted to
 
 
 @dataclass
@@ -59,11 +69,17 @@ def measurable_heads(model: MultiHeadVAE) -> list[str]:
 
 @torch.no_grad()
 def decoded_targets(
-    model: MultiHeadVAE, z: torch.Tensor, workers: int | None = None
+    model: MultiHeadVAE,
+    z: torch.Tensor,
+    workers: int | None = None,
+    config: MorphometryConfig | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Measure the images ``z (n, d)`` decodes to: head name → ``(n,)`` (NaN where undefined)."""
+    """Measure the images ``z (n, d)`` decodes to: head name → ``(n,)`` (NaN where undefined).
+
+    ``config`` is how to measure (``None``: the defaults).
+    """
     images = torch.cat([model.decode(b).cpu() for b in z.split(4096)])  # (n, 28, 28)
-    table = measure(images.numpy(), workers=workers, progress=False)
+    table = measure(images.numpy(), workers=workers, config=config, progress=False)
     cols = {h.name: h.column for h in model.config.heads}
     return {
         name: torch.as_tensor(table[cols[name]].to_numpy(), dtype=torch.float32)
@@ -84,7 +100,11 @@ def mean_errors(
 
 
 def calibrate(
-    model: MultiHeadVAE, images: torch.Tensor, cfg: CalibrateConfig, progress: bool = True
+    model: MultiHeadVAE,
+    images: torch.Tensor,
+    cfg: CalibrateConfig,
+    progress: bool = True,
+    measure_config: MorphometryConfig | None = None,
 ) -> dict[str, float]:
     """Fine-tune the measurable regression heads on measured decoded images, in place.
 
@@ -94,6 +114,8 @@ def calibrate(
             encoded.
         cfg: settings.
         progress: show a progress bar.
+        measure_config: how to measure the decoded images: the definition the heads'
+            training labels were measured with (``None``: the defaults).
 
     Returns:
         ``<head>_mae_before`` / ``<head>_mae_after`` on held-out prior draws, and the size
@@ -116,7 +138,7 @@ def calibrate(
         prior = torch.randn(cfg.prior + cfg.holdout, model.latent_dim, generator=gen).to(device)
     z = torch.cat([mu, sampled, prior[: cfg.prior]]).cpu()  # (N, d)
     held = prior[cfg.prior :].cpu()
-    targets = decoded_targets(model, torch.cat([z, held]), cfg.workers)
+    targets = decoded_targets(model, torch.cat([z, held]), cfg.workers, measure_config)
     train_t = {k: v[: len(z)] for k, v in targets.items()}
     held_t = {k: v[len(z) :] for k, v in targets.items()}
     report = {f"{k}_mae_before": v for k, v in mean_errors(model, held, held_t).items()}
@@ -136,3 +158,37 @@ def calibrate(
     report.update({f"{k}_mae_after": v for k, v in mean_errors(model, held, held_t).items()})
     report["calibration_codes"] = int(len(z))
     return report
+
+
+def save_calibrated(
+    model: MultiHeadVAE,
+    path: str | os.PathLike[str],
+    metrics: dict | None = None,
+    measure_config: MorphometryConfig | None = None,
+) -> None:
+    """Save a calibrated model folder, with the measure definition its heads were fitted to.
+
+    The folder loads with :func:`latentsteer.load_model` like any other; ``config.json``
+    also holds ``measure`` (the fields of ``measure_config``, defaults when ``None``).
+    """
+    measure = asdict(measure_config or MorphometryConfig())
+    write_model_folder(
+        path, FORMAT, asdict(model.config), model.state_dict(), metrics, {MEASURE_KEY: measure}
+    )
+
+
+def measure_config_of(path: str | os.PathLike[str]) -> MorphometryConfig | None:
+    """The measure definition recorded in a model folder; ``None`` when it records none.
+
+    Raises:
+        LatentsteerError: the recorded entry is not a valid :class:`MorphometryConfig`.
+    """
+    entry = read_model_entry(path, MEASURE_KEY)
+    if entry is None:
+        return None
+    try:
+        return MorphometryConfig(**entry)
+    except (TypeError, ValueError) as exc:
+        raise LatentsteerError(
+            f"{path}/config.json: bad {MEASURE_KEY!r} entry ({exc}); re-run `dvc repro calibrate`"
+        ) from None

@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from latentsteer.config_flags import given
 from latentsteer.errors import LatentsteerError, run_reporting
 
 
@@ -51,29 +53,19 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_steer(args: argparse.Namespace) -> None:
-    from latentsteer.experiment import ExperimentConfig, run_experiment, write_results
-    from latentsteer.optimize_config import OptimizeConfig
-    from latentsteer.steering_context import load_context
+    from latentsteer.experiment import summary_line
+    from latentsteer.request import steer
 
-    settings = {
-        "goals": args.goal, "method": args.method, "start": args.start, "seed": args.seed,
-        "steps": args.steps, "lr": args.lr, "optimizer": args.optimizer, "readout": args.readout,
-        "prior": args.prior, "knn": args.knn, "cycle": args.cycle, "proximity": args.proximity,
-        "stop_when_satisfied": not args.no_stop,
-    }  # fmt: skip
-    if args.lr is None:
-        settings.pop("lr")
-    cfg = ExperimentConfig(**settings)  # argparse checked the types; this checks the values
-    shared = OptimizeConfig(device=args.device, workers=args.workers)
-    ctx = load_context(args.model, args.judge, args.data, args.labels, shared)
-    outcome = run_experiment(cfg, ctx)
-    write_results(outcome, args.out)
-    m = outcome.metrics
-    print(
-        f"steered {m['n']} samples ({', '.join(cfg.goals)}): oracle success "
-        f"{m['success_rate']:.3f}, heads' success {m['predicted_success_rate']:.3f}, "
-        f"realism x{m['realism_ratio']:.2f} -> {args.out}"
-    )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # fail before the slow part, and write nothing
+        raise LatentsteerError(f"--out {args.out} is an existing file; give a folder")
+    outcome = steer(
+        args.goal, args.start, model=args.model, judge=args.judge,
+        certifier=None if args.certifier.lower() == "none" else args.certifier,
+        data=args.data, labels=args.labels, out=out, device=args.device,
+        workers=args.workers, **given(args, args.config_fields),
+    )  # fmt: skip
+    print(f"steered {', '.join(args.goal)}: {summary_line(outcome.metrics)} -> {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output .png")
     s.set_defaults(func=_cmd_sample)
 
+    from latentsteer.config_flags import add_config_flags
+    from latentsteer.experiment import ExperimentConfig
     from latentsteer.goalspec import SYNTAX
     from latentsteer.starts import SPEC_HELP
 
@@ -111,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "steer",
         help="steer codes towards goals and verify the results with the oracles",
         description="Run one steering experiment outside the pipeline. Writes trajectory.npz, "
-        "grid.png, curves.png and metrics.json to --out, as the optimize stages do.",
+        "grid.png, curves.png and metrics.json to --out, as the optimize stages do. The oracles "
+        "measure with the Morpho-MNIST settings the model folder records (the calibrate stage "
+        "writes the labels stage's threshold, scale, bound_frac and chunk_size into its "
+        "config.json: the definition the heads were fitted to); a folder that records none is "
+        "measured with the defaults (threshold 0.5, scale 4, bound_frac 0.02, chunk_size 128).",
     )
     t.add_argument("--goal", action="append", required=True,
                    help=f"a goal, repeatable ({SYNTAX})")  # fmt: skip
@@ -120,20 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
     )
-    t.add_argument("--judge", default="models/judge", help="judge folder (default: models/judge)")
+    t.add_argument("--judge", default="models/judge",
+                   help="guide judge, read inside the loop (default: models/judge)")  # fmt: skip
     t.add_argument("--data", default="data/raw", help="MNIST folder for test: starts and realism")
     t.add_argument("--labels", default="data/labels", help="label tables (realism reference)")
-    t.add_argument("--method", default="latent", choices=["latent", "data_space"])
-    t.add_argument("--seed", type=int, default=0, help="seed of random: starts")
-    t.add_argument("--steps", type=int, default=150, help="largest number of steps")
-    t.add_argument("--lr", type=float, default=None, help="step size (default 0.05)")
-    t.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    t.add_argument("--readout", default="mixed", choices=["code", "cycle", "mixed"])
-    t.add_argument("--prior", type=float, default=0.05, help="prior penalty weight (0 = off)")
-    t.add_argument("--knn", type=float, default=0.0, help="kNN density penalty weight")
-    t.add_argument("--cycle", type=float, default=0.0, help="cycle consistency penalty weight")
-    t.add_argument("--proximity", type=float, default=0.0, help="pixel-change penalty weight")
-    t.add_argument("--no-stop", action="store_true", help="do not freeze satisfied samples")
+    t.add_argument(
+        "--certifier", default="models/certifier",
+        help="judge the loop never sees, which grades the results (default: models/certifier; "
+        "none grades with --judge, and the metrics say so)",
+    )  # fmt: skip
+    # Every other setting of an experiment entry, generated from ExperimentConfig.
+    t.set_defaults(config_fields=add_config_flags(t, ExperimentConfig, skip=("goals", "start")))
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, default=None, help="processes for the measures")
     t.set_defaults(func=_cmd_steer)

@@ -10,7 +10,7 @@ import torch
 
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE, bernoulli_nll, gaussian_kl
-from latentsteer.morphometry import measure
+from latentsteer.morphometry import MorphometryConfig, measure
 from latentsteer.train import head_metrics
 
 
@@ -42,6 +42,7 @@ def evaluate(
     labels: pd.DataFrame,
     seed: int = 0,
     batch_size: int = 1000,
+    measure_config: MorphometryConfig | None = None,
 ) -> Evaluation:
     """Evaluate on a labelled split.
 
@@ -55,6 +56,9 @@ def evaluate(
         images: ``(n, 28, 28)`` in [0, 1].
         labels: the split's label table (``digit`` and each head's column), row-aligned.
         seed: seeds the ELBO's posterior samples.
+        measure_config: how to measure the reconstructions; pass the definition ``labels``
+            was measured with, or the thickness comparison mixes two definitions
+            (``None``: the defaults).
     """
     model.eval()
     device = model.device
@@ -95,7 +99,8 @@ def evaluate(
         np.mean(judge.probabilities(images).argmax(1).cpu().numpy() == digits)
     )
     metrics["judge_accuracy_on_reconstructions"] = float(np.mean(judge_recon == digits))
-    recon_thick = measure(recon.numpy(), progress=False).thickness.to_numpy()
+    table = measure(recon.numpy(), config=measure_config, progress=False)
+    recon_thick = table.thickness.to_numpy()
     orig_thick = labels["thickness"].to_numpy()
     ok = np.isfinite(recon_thick) & np.isfinite(orig_thick)
     metrics["recon_thickness_pearson_r"] = float(np.corrcoef(recon_thick[ok], orig_thick[ok])[0, 1])

@@ -48,16 +48,20 @@ from typing import Literal
 import numpy as np
 import torch
 
+from latentsteer.ascent import SteerResult, StopRule, ascend
 from latentsteer.atomic import atomic_file, write_json
 from latentsteer.baselines import data_space_ascent
 from latentsteer.blackbox import Strategy, blackbox_search
 from latentsteer.goalspec import GoalSpec, parse_goal
+from latentsteer.guide import Guide, read_starts
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import MEASURES
-from latentsteer.oracles import OracleReport, frechet_distance, matched_reference, read
+from latentsteer.morphometry import MEASURES, MorphometryConfig
+from latentsteer.objectives import Goal, Keep
+from latentsteer.oracles import OracleReport, frechet_at_fixed_n, matched_reference, read
 from latentsteer.plots import save_curves, save_grid
 from latentsteer.random_search import RandomSearch
+from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import (
     CycleConsistency,
     KNNDensity,
@@ -67,9 +71,9 @@ from latentsteer.safeguards import (
     manifold_scores,
 )
 from latentsteer.starts import Start, parse_start
-from latentsteer.steer import SteerResult, StopRule, steer
+from latentsteer.tolerances import TOLERANCE, tolerance
 
-CONFIDENT = 0.9  # a start the judge reads with at least this probability is "confident"
+CONFIDENT = 0.9  # a start both judges read alike with at least this probability is "confident"
 
 
 @dataclass
@@ -81,9 +85,12 @@ class ExperimentConfig:
     # random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
     method: Literal["latent", "data_space", "random_search", "cmaes", "bayesopt"] = "latent"
     task: str | None = None  # experiments with the same task are compared in the report
+    # The experiment this entry repeats on other starts (another seed): the report shows the
+    # seeds' mean and worst next to it instead of a row of its own.
+    replicate: str | None = None
     start: str = "random:256"  # random:N, test:A-B, or a path to images
     seed: int = 0  # seeds the prior draws
-    steps: int = 150  # largest number of optimiser steps
+    steps: int = 300  # largest number of optimiser steps (samples stop earlier when confirmed)
     lr: float = 0.05  # step size (codes for latent, pixels for data_space)
     optimizer: Literal["adam", "sgd"] = "adam"
     readout: Literal["code", "cycle", "mixed"] = "mixed"  # how heads read a code (readout.py)
@@ -98,8 +105,20 @@ class ExperimentConfig:
     proximity: float = 0.0  # penalty weight on pixel change from the start (0 = off)
     stop_when_satisfied: bool = True  # freeze a sample once all its goals hold
     grad_tol: float | None = 1e-5  # freeze a sample when its gradient norm falls below
-    patience: int | None = None  # freeze a sample after this many steps without gain
-    oracle_tol: float = 0.5  # slack (px) of the oracle success rules
+    patience: int | None = None  # freeze a sample after this many steps without gain (unguided)
+    # Closed loop (guide.py): every check_every steps the in-loop oracles (measures and the
+    # guide judge) read the moving samples; a sample stops once they confirm its goals, an
+    # open-ended one returns to its best confirmed frame. Results are certified by the
+    # certifier, which the loop never sees. Off: the heads alone steer and stop.
+    guide: bool = True  # closed loop: in-loop oracles check, stop, re-aim (not data_space)
+    check_every: int = 10  # steps between in-loop checks
+    guide_confidence: float = 0.5  # least probability the guide judge gives a class goal (K)
+    guide_patience: int = 5  # checks without a better frame before a max/min sample stops
+    guide_weight: float = 0.0  # penalty on the guide judge's shortfall on class goals (0 = off)
+    trust: float = 2.0  # heads trusted while predicted and measured change differ < trust·tol
+    # Per-property tolerance of the oracle success rules, in the property's units; unset
+    # properties take latentsteer.tolerances.TOLERANCE (thickness 0.5 px, slant 0.05 rad...).
+    oracle_tol: dict[str, float] = field(default_factory=dict)  # e.g. thickness=0.3 (px)
     record_every: int = 10  # keep every N-th step (round) in trajectory.npz (plus the last)
     budget: int = 300  # gradient-free methods: model calls per sample, the start's included
     population: int = 16  # random search and CMA-ES: candidates per round; bayesopt: q
@@ -111,17 +130,26 @@ class ExperimentConfig:
         if not self.goals:
             raise ValueError("goals must list at least one goal")
         self.specs = [parse_goal(g) for g in self.goals]
-        for key in ("steps", "knn_k", "record_every", "population"):
+        for key in ("steps", "knn_k", "record_every", "population", "check_every",
+                    "guide_patience"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer; got {getattr(self, key)!r}")
-        for key in ("lr", "tol", "oracle_tol", "sigma", "box"):
+        for key in ("lr", "tol", "sigma", "box", "trust"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be positive; got {getattr(self, key)!r}")
-        for key in ("penalty", "prior", "knn", "cycle", "proximity"):
+        for key in ("penalty", "prior", "knn", "cycle", "proximity", "guide_weight"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"{key} must be >= 0; got {getattr(self, key)!r}")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be between 0 and 1; got {self.confidence!r}")
+        for key in ("confidence", "guide_confidence"):
+            if not 0 < getattr(self, key) < 1:
+                raise ValueError(f"{key} must be between 0 and 1; got {getattr(self, key)!r}")
+        if not isinstance(self.oracle_tol, dict):
+            raise ValueError(
+                f"oracle_tol must map properties to tolerances, e.g. {{thickness: 0.5}}; "
+                f"got {self.oracle_tol!r}"
+            )
+        for prop in self.oracle_tol:
+            tolerance(prop, self.oracle_tol)  # a positive number for a known property
         if self.radius is not None and not self.radius > 0:
             raise ValueError(f"radius must be positive or null; got {self.radius!r}")
         if self.budget < 2 or self.init < 2:
@@ -142,15 +170,18 @@ class Context:
 
     Attributes:
         model: the trained VAE.
-        judge: the independent digit classifier.
+        judge: the guide judge: a digit classifier the closed loop reads (guide.py).
         reference: ``(m, 28, 28)`` real test digits for the realism score.
         reference_digit: ``(m,)`` their labels.
         reference_thickness: ``(m,)`` their measured thickness.
         train_codes: ``(k, d)`` encoded training digits, for the kNN safeguard and scores.
         data_root: where ``test:A-B`` starts read MNIST from.
         workers: processes for the Morpho-MNIST measures.
-        reference_features: ``(m, 128)`` the judge's features of ``reference``; computed
-            here when not given.
+        reference_features: ``(m, 128)`` the certifier's features of ``reference``;
+            computed here when not given.
+        certifier: a second digit classifier the loop never sees: it certifies class goals
+            and gives the realism features. ``None`` uses ``judge`` (then a guided run's
+            class goals are graded by a judge that steered them, and metrics say so).
     """
 
     model: MultiHeadVAE
@@ -162,12 +193,21 @@ class Context:
     data_root: str | Path | None = None
     workers: int | None = None
     reference_features: np.ndarray | None = field(default=None, repr=False)
+    certifier: Judge | None = None
+    # How the oracles measure: the definition the heads were fitted to (the labels stage's,
+    # recorded in the calibrated model folder). None = MorphometryConfig's defaults.
+    measure_config: MorphometryConfig | None = None
 
     def __post_init__(self) -> None:
-        # The judge's features of the reference, computed once for every realism score
+        # The certifier's features of the reference, computed once for every realism score
         # unless the `context` stage already did (see steering_context.py).
         if self.reference_features is None:
-            self.reference_features = self.judge.embed(self.reference).cpu().numpy()
+            self.reference_features = self.grader.embed(self.reference).cpu().numpy()
+
+    @property
+    def grader(self) -> Judge:
+        """The judge that certifies results: the certifier, else the guide judge."""
+        return self.certifier if self.certifier is not None else self.judge
 
 
 @dataclass
@@ -181,7 +221,7 @@ class Outcome:
     images: torch.Tensor  # (F, n, 28, 28) the decoded path at those steps
     frame_reports: list[OracleReport]  # oracle readings of every recorded frame
     metrics: dict[str, float | int | str]
-    per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, model_calls
+    per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, ...; (n, f) features
     per_frame: dict[str, np.ndarray]  # (F,) success_by_frame, calls_by_frame (success_curve)
 
 
@@ -203,14 +243,21 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
     """
     model = ctx.model
     start = parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
-    goals = [s.goal(model, tol=cfg.tol, confidence=cfg.confidence) for s in cfg.specs]
+    goals: list = [s.goal(model, tol=cfg.tol, confidence=cfg.confidence) for s in cfg.specs]
     guards = safeguards(cfg, ctx)
+    keep_reference, guide = None, None
+    if cfg.guide and cfg.method != "data_space":
+        guide, goals = closed_loop(cfg, ctx, start, goals)
+        keep_reference = guide.start.reference
     if cfg.method == "latent":
-        stop = StopRule(cfg.stop_when_satisfied, cfg.grad_tol, cfg.patience)
-        result = steer(
+        stop = StopRule(
+            cfg.stop_when_satisfied, cfg.grad_tol, cfg.patience, guide_patience=cfg.guide_patience
+        )
+        result = ascend(
             model, start.z.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
             optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
             stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
+            guide=guide, check_every=cfg.check_every,
         )  # fmt: skip
     elif cfg.method == "data_space":
         assert start.images is not None
@@ -223,14 +270,15 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             model, start.z.to(model.device), goals, search_strategy(cfg, start.z),
             budget=cfg.budget, safeguards=[g for g in guards if g.weight],
             penalty_weight=cfg.penalty, readout=cfg.readout,
-            stop_when_satisfied=cfg.stop_when_satisfied,
+            stop_when_satisfied=cfg.stop_when_satisfied, guide=guide,
+            check_every=cfg.check_every, guide_patience=cfg.guide_patience,
         )  # fmt: skip
     # Every safeguard's score at the end, anchored at the start, whether it was on or not.
     result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
     images = result.images_at(frames.tolist())  # (F, n, 28, 28)
     flat = images.reshape(-1, 28, 28)
-    one = read(flat, ctx.judge, workers=ctx.workers)  # every frame at once: one pool
+    one = read(flat, ctx.grader, workers=ctx.workers, config=ctx.measure_config)  # one pool
     n = images.shape[1]
     reports = [
         OracleReport(
@@ -241,11 +289,44 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
         )  # fmt: skip
         for i in range(len(frames))
     ]
+    guide_first = ctx.judge.probabilities(images[0]).cpu().numpy()  # (n, 10)
+    guide_digit = ctx.judge.probabilities(images[-1]).argmax(1).cpu().numpy()  # (n,)
     metrics, per_sample = assess(
-        cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1]
-    )
-    curve = success_curve(cfg, model, start, result, frames, reports)
+        cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1],
+        keep_reference=keep_reference, guide_digit=guide_digit, guide_first=guide_first,
+    )  # fmt: skip
+    curve = success_curve(cfg, model, start, result, frames, reports, keep_reference)
     return Outcome(cfg, start, result, frames, images, reports, metrics, per_sample, curve)
+
+
+def closed_loop(
+    cfg: ExperimentConfig, ctx: Context, start: Start, goals: list[Goal]
+) -> tuple[Guide, list]:
+    """The guide of a latent experiment, and its goals bound for it.
+
+    ``keep`` goals on the digit keep what the guide judge reads in the decoded start (the
+    true label for test digits), not the head's reading, which is wrong for about one
+    confident prior draw in eight. Band goals are bound here so the guide can move their
+    centres.
+    """
+    model = ctx.model
+    z0 = start.z.to(model.device)
+    reading = read_starts(model, ctx.judge, z0, start.labels, ctx.measure_config)
+    ref = torch.as_tensor(reading.reference, device=z0.device)
+    declared = [
+        Keep(g.head, g.tol, g.confidence, g.weight, g.constraint, reference=ref)
+        if isinstance(g, Keep) and model.head_spec(g.head).kind == "class" else g
+        for g in goals
+    ]  # fmt: skip
+    read_heads = make_readout(model, cfg.readout)
+    bound = [g.bind(model, z0, read_heads) for g in declared]
+    guide = Guide(
+        model, ctx.judge, cfg.specs, bound, read_heads, reading,
+        config=ctx.measure_config, confidence=cfg.guide_confidence,
+        trust=cfg.trust, tolerances=cfg.oracle_tol, weight=cfg.guide_weight,
+        keep_confidence=cfg.confidence,
+    )  # fmt: skip
+    return guide, bound
 
 
 def search_strategy(cfg: ExperimentConfig, start: torch.Tensor) -> Strategy:
@@ -298,35 +379,54 @@ def goal_success(
     p1: torch.Tensor,
     first: OracleReport,
     last: OracleReport,
-    tol: float,
-) -> tuple[np.ndarray, np.ndarray]:
+    tolerances: dict[str, float] | None = None,
+    keep_reference: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
     """Per-sample success ``(n,)`` of one goal: by the oracles, and by the heads.
 
     Args:
         p0, p1: the goal's head predictions at the start and the end, ``(n,)`` values or
             ``(n, k)`` probabilities.
-        first, last: the oracles' readings of the start and the end images.
+        first, last: the certifying oracles' readings of the start and the end images.
+        tolerances: per-property tolerance overrides (:mod:`latentsteer.tolerances`).
+        keep_reference: ``(n,)`` the class a ``keep`` goal asked the heads to keep (the
+            guide's reading of the start); default the heads' own class at the start.
 
-    Where no oracle reads the property, the oracle success is the heads' own.
+    Returns:
+        ``(oracle, heads)``. ``oracle`` is ``None`` where no oracle reads the property: such
+        a goal is *unverified*, and the heads' word is never counted as oracle success.
     """
     measured0, measured1 = _oracle_value(spec, model, first), _oracle_value(spec, model, last)
-    if model.head_spec(spec.prop).kind == "regression":
+    head = model.head_spec(spec.prop)
+    if head.kind == "regression":
+        tol = goal_tolerance(head.column, tolerances)
         good_pred = _success(spec, p0.numpy(), p1.numpy(), tol)
         if measured0 is None:
-            return good_pred, good_pred
+            return None, good_pred
         return _success(spec, measured0, measured1, tol), good_pred
     c0, c1 = p0.argmax(1).numpy(), p1.argmax(1).numpy()
     if spec.kind == "keep":
-        good_pred = c1 == c0
+        good_pred = c1 == (c0 if keep_reference is None else keep_reference)
         if measured0 is None:
-            return good_pred, good_pred
-        # The start's digit is the truth for real images, else what the judge saw.
+            return None, good_pred
+        # The start's digit is the truth for real images, else what the certifier saw.
         ref = start.labels if start.labels is not None else measured0
         return measured1 == ref, good_pred
     good_pred = c1 == int(spec.value)  # type: ignore[arg-type]
     if measured1 is None:
-        return good_pred, good_pred
+        return None, good_pred
     return measured1 == int(spec.value), good_pred  # type: ignore[arg-type]
+
+
+def goal_tolerance(column: str, overrides: dict[str, float] | None = None) -> float:
+    """The success tolerance of a regression goal on label ``column``, in its units.
+
+    A column no oracle measures (a head on the user's own label) has no table entry; its
+    goals are unverified anyway, and the heads' success uses an override or 0.5.
+    """
+    if column in TOLERANCE or column in (overrides or {}):
+        return tolerance(column, overrides)
+    return 0.5
 
 
 def success_curve(
@@ -336,12 +436,14 @@ def success_curve(
     result: SteerResult,
     frames: np.ndarray,
     reports: list[OracleReport],
+    keep_reference: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Oracle success against model calls along the path, one value per recorded frame.
 
     Returns:
-        ``success_by_frame`` ``(F,)``: share of samples meeting every goal by the oracles at
-        that frame; ``calls_by_frame`` ``(F,)``: mean model calls per sample spent by then.
+        ``success_by_frame`` ``(F,)``: share of samples meeting every verified goal by the
+        certifying oracles at that frame; ``calls_by_frame`` ``(F,)``: mean model calls per
+        sample spent by then.
     """
     rates = []
     for i, step in enumerate(frames):
@@ -349,9 +451,11 @@ def success_curve(
         for spec in cfg.specs:
             pred = result.predicted[spec.prop]
             good, _ = goal_success(
-                spec, model, start, pred[0], pred[step], reports[0], reports[i], cfg.oracle_tol
-            )
-            ok &= good
+                spec, model, start, pred[0], pred[step], reports[0], reports[i],
+                cfg.oracle_tol, keep_reference,
+            )  # fmt: skip
+            if good is not None:
+                ok &= good
         rates.append(ok.mean())
     assert result.calls_path is not None
     calls = result.calls_path[frames.tolist()].float().mean(dim=1).numpy()
@@ -359,7 +463,12 @@ def success_curve(
 
 
 def _success(spec: GoalSpec, before: np.ndarray, after: np.ndarray, tol: float) -> np.ndarray:
-    """Per-sample success of a regression goal, from values at the start and the end."""
+    """Per-sample success of a regression goal, from values at the start and the end.
+
+    ``+D`` asks for a change of D: within ``tol`` of it, in either direction (overshooting
+    is not what was asked). ``VALUE`` asks for the value within ``tol``; ``keep`` for a
+    change of at most ``tol``; ``max``/``min`` for any change the right way.
+    """
     change = after - before
     if spec.kind == "max":
         return change > 0
@@ -368,9 +477,8 @@ def _success(spec: GoalSpec, before: np.ndarray, after: np.ndarray, tol: float) 
     if spec.kind == "keep":
         return np.abs(change) <= tol
     if spec.kind == "change":
-        # Within tol of the requested change, and never less than half of it.
-        return np.sign(spec.value) * change >= abs(spec.value) - min(tol, abs(spec.value) / 2)
-    return np.abs(after - spec.value) <= tol
+        return np.abs(change - spec.value) <= tol  # type: ignore[operator]
+    return np.abs(after - spec.value) <= tol  # type: ignore[operator]
 
 
 def assess(
@@ -382,26 +490,52 @@ def assess(
     last_images: torch.Tensor,
     first: OracleReport,
     last: OracleReport,
-) -> tuple[dict[str, float | int | str], dict[str, np.ndarray]]:
-    """Metrics of a finished run, every success figure from the oracles (see module doc).
+    keep_reference: np.ndarray | None = None,
+    guide_digit: np.ndarray | None = None,
+    guide_first: np.ndarray | None = None,
+) -> tuple[dict[str, float | int | str | None], dict[str, np.ndarray]]:
+    """Metrics of a finished run, every success figure from the certifying oracles.
+
+    Args:
+        first, last: the certifying oracles' readings (measures and the certifier).
+        keep_reference: see :func:`goal_success`.
+        guide_first: ``(n, 10)`` the guide judge's probabilities for the start images: a
+            start is *confident* when both judges read it as the same digit with at least
+            ``CONFIDENT`` (with one judge, when ``None``).
+        guide_digit: ``(n,)`` the guide judge's reading of the final images, for
+            ``guide_success_rate`` (what the in-loop oracles believed).
 
     Returns:
-        The metrics, and per sample ``(n,)``: ``success`` (every goal, by the oracles),
-        ``predicted_success`` (by the heads) and ``model_calls``.
+        The metrics, and per sample ``(n,)``: ``success`` (every verified goal, by the
+        certifying oracles), ``predicted_success`` (by the heads), ``guide_success`` (by the
+        in-loop oracles) and ``model_calls``.
     """
     model = ctx.model
     n = len(result.stop_step)
-    m: dict[str, float | int | str] = {"n": n, "method": cfg.method, "start": cfg.start}
+    guided = cfg.method != "data_space" and cfg.guide
+    m: dict[str, float | int | str | None] = {"n": n, "method": cfg.method, "start": cfg.start}
+    # Which oracles steered or stopped the samples, and which graded them: never the same
+    # learned model in both roles.
+    m["in_loop_oracles"] = "measures, judge" if guided else "none"
+    m["certified_by"] = "measures, " + ("certifier" if ctx.certifier is not None else "judge")
+    # Confident: no oracle doubts which digit the start is. Where two independent judges
+    # read a drawing differently, "keep the digit" has no single answer to check against.
     confident = first.confidence >= CONFIDENT
+    if guide_first is not None:
+        confident &= (guide_first.max(1) >= CONFIDENT) & (guide_first.argmax(1) == first.digit)
     m["ambiguous_starts"] = int((~confident).sum())
     ok_oracle = np.ones(n, dtype=bool)
     ok_pred = np.ones(n, dtype=bool)
+    ok_guide = np.ones(n, dtype=bool)
+    unverified = []
     for spec, key in zip(cfg.specs, goal_keys(cfg.specs), strict=True):
         head = model.head_spec(spec.prop)
         p0, p1 = result.predicted[spec.prop][0], result.predicted[spec.prop][-1]
         measured0 = _oracle_value(spec, model, first)
         measured1 = _oracle_value(spec, model, last)
-        good, good_pred = goal_success(spec, model, start, p0, p1, first, last, cfg.oracle_tol)
+        good, good_pred = goal_success(
+            spec, model, start, p0, p1, first, last, cfg.oracle_tol, keep_reference
+        )
         if head.kind == "regression":
             p0, p1 = p0.numpy(), p1.numpy()
             m[f"{key}_predicted_start"] = float(p0.mean())
@@ -416,31 +550,57 @@ def assess(
                 m[f"{key}_share_increased"] = float((change > 0).mean())
                 m[f"{key}_gap"] = float(np.nanmean(p1 - measured1))  # predicted − measured
                 m[f"{key}_abs_gap"] = float(np.nanmean(np.abs(p1 - measured1)))
+                if spec.kind in ("change", "number"):
+                    # Per sample: measured within tolerance of what was asked.
+                    m[f"{key}_tol"] = goal_tolerance(head.column, cfg.oracle_tol)
+                    m[f"{key}_within_tol"] = float(good.mean())  # type: ignore[union-attr]
         else:
             if spec.kind == "keep" and measured0 is not None:
                 ref = start.labels if start.labels is not None else measured0
                 m[f"{key}_judge_start_correct"] = float((measured0 == ref).mean())
             m[f"{key}_judge_confidence_end"] = float(last.confidence.mean())
-        m[f"success_{key}"] = float(good.mean())
-        m[f"success_{key}_confident"] = _share(good, confident)
+            if guide_digit is not None and head.column == "digit":
+                if spec.kind == "keep":
+                    want = keep_reference if keep_reference is not None else (
+                        start.labels if start.labels is not None else measured0)  # fmt: skip
+                else:
+                    want = int(spec.value)  # type: ignore[arg-type]
+                ok_guide &= guide_digit == want
+        if good is None:
+            unverified.append(spec.text)
+            m[f"success_{key}"] = None  # no oracle reads it: unverified, not a success
+        else:
+            m[f"success_{key}"] = float(good.mean())
+            m[f"success_{key}_confident"] = _share(good, confident)
+            ok_oracle &= good
         m[f"predicted_success_{key}"] = float(good_pred.mean())
-        ok_oracle &= good
         ok_pred &= good_pred
-    m["success_rate"] = float(ok_oracle.mean())
-    m["success_rate_confident"] = _share(ok_oracle, confident)
+        if head.kind == "regression" and good is not None:
+            ok_guide &= good  # the measures are the same function in and out of the loop
+    m["unverified_goals"] = ", ".join(unverified)
+    # With an unverified goal no sample can be certified as a whole.
+    m["success_rate"] = None if unverified else float(ok_oracle.mean())
+    m["success_rate_verified_goals"] = float(ok_oracle.mean())
+    m["success_rate_confident"] = None if unverified else _share(ok_oracle, confident)
     m["predicted_success_rate"] = float(ok_pred.mean())
-    m["success_gap"] = m["predicted_success_rate"] - m["success_rate"]
+    m["success_gap"] = m["predicted_success_rate"] - float(ok_oracle.mean())
+    m["guide_success_rate"] = float(ok_guide.mean()) if guided else None
 
     ref = ctx.reference_features
     assert ref is not None  # set by Context.__post_init__
+    features: dict[str, np.ndarray] = {}  # the certifier's features of the starts and ends
     for when, x, report in (("start", first_images, first), ("end", last_images, last)):
-        feats = ctx.judge.embed(x).cpu().numpy()
-        m[f"realism_{when}"] = frechet_distance(feats, ref)
+        feats = ctx.grader.embed(x).cpu().numpy()
+        features[when] = feats.astype(np.float32)
+        # At a fixed sample size (oracles.FRECHET_N), so tasks of any n compare.
+        m[f"realism_{when}"] = frechet_at_fixed_n(feats, ref, seed=cfg.seed)
         idx = matched_reference(
             report.digit, report.measures.thickness.to_numpy(),
             ctx.reference_digit, ctx.reference_thickness,
         )  # fmt: skip
-        m[f"realism_matched_{when}"] = frechet_distance(feats, ref[idx])
+        m[f"realism_matched_{when}"] = frechet_at_fixed_n(
+            feats, ref[idx], seed=cfg.seed, paired=True
+        )
         # Diversity: mean pairwise distance of the samples in the judge's features.
         m[f"diversity_{when}"] = float(torch.pdist(torch.as_tensor(feats)).mean()) if n > 1 else 0.0
     m["diversity_ratio"] = m["diversity_end"] / max(m["diversity_start"], 1e-9)
@@ -455,6 +615,8 @@ def assess(
     m["mean_stop_step"] = float(result.stop_step.float().mean())
     # Objective evaluations per sample (for gradient methods one forward and backward pass).
     m["model_calls_per_sample"] = float(result.model_calls.float().mean())
+    # Frames read by the in-loop oracles per sample (0 without a guide).
+    m["oracle_calls_per_sample"] = float(result.oracle_calls.float().mean())
     m["wall_seconds"] = float(result.wall_seconds)
     # NaN (e.g. no confident start) is not JSON; null is.
     metrics = {
@@ -463,7 +625,12 @@ def assess(
     per_sample = {
         "success": ok_oracle,
         "predicted_success": ok_pred,
+        "guide_success": ok_guide,
         "model_calls": result.model_calls.numpy(),
+        "oracle_calls": result.oracle_calls.numpy(),
+        # (n, f) each: for realism scores over several experiments pooled (the report)
+        "features_start": features["start"],
+        "features_end": features["end"],
     }
     return metrics, per_sample
 
@@ -560,3 +727,21 @@ def curves(outcome: Outcome) -> dict[str, dict[str, np.ndarray]]:
 
 def _mean_sd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nanmean(values, axis=1), np.nanstd(values, axis=1)
+
+
+def summary_line(m: dict) -> str:
+    """One line of an experiment's headline numbers (for the stage and the CLI)."""
+
+    def pct(key: str) -> str:
+        value = m.get(key)
+        return "unverified" if value is None else f"{value:.1%}"
+
+    line = (
+        f"{m['n']} samples; oracle success {pct('success_rate')} (certified by "
+        f"{m['certified_by']}), heads' success {pct('predicted_success_rate')}"
+    )
+    if m.get("guide_success_rate") is not None:
+        line += f", in-loop oracles' {pct('guide_success_rate')}"
+    if m.get("unverified_goals"):
+        line += f"; unverified goals: {m['unverified_goals']}"
+    return line + f"; realism x{m['realism_ratio']:.2f}, {m['wall_seconds']:.1f} s"

@@ -72,7 +72,7 @@ class GoalSpec:
         if self.kind == "min":
             return Minimize(self.prop, weight=w)
         if self.kind == "change":
-            return Increase(self.prop, by=self.value, weight=w)  # type: ignore[arg-type]
+            return Increase(self.prop, by=self.value, tol=tol, weight=w)  # type: ignore[arg-type]
         return Target(self.prop, self.value, tol=tol, weight=w)  # type: ignore[arg-type]
 
 

@@ -1,14 +1,24 @@
-"""The judge: an independent data-space CNN digit classifier.
+"""The judges: independent data-space CNN digit classifiers.
 
-It never sees the VAE: it is trained on real pixels, separately, and later stages trust its
-reading of a decoded image instead of the VAE's own digit head. Its penultimate layer also
-serves as the feature space for the realism (Fréchet) score.
+A judge never sees the VAE: it is trained on real pixels, separately, and later stages trust
+its reading of a decoded image instead of the VAE's own digit head. Its penultimate layer
+also serves as the feature space for the realism (Fréchet) score.
+
+Two architectures share one class, so every judge has the same API and model folder:
+
+* ``lenet``: 3×3 convs, BatchNorm, ReLU, max-pooling and a dense layer (the ``judge``).
+* ``allconv``: strided 5×5 convs instead of pooling, GroupNorm, GELU, and a last conv
+  spanning the whole 7×7 map instead of a dense layer (the ``certifier``). A second judge
+  that shares neither weights, seed nor architecture with the first is unlikely to share
+  its blind spots, so it can certify results that steering reached while it watched the
+  first.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from typing import ClassVar, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +29,18 @@ from latentsteer.augment import random_shift
 from latentsteer.modelio import read_model_folder, write_model_folder
 
 FORMAT = "latentsteer.Judge/1"
+Arch = Literal["lenet", "allconv"]
+ARCHS: tuple[str, ...] = get_args(Arch)
+FEATURES = 128  # penultimate width of every architecture: the realism feature space
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     """Training of the judge (mirrors ``params.yaml: judge``)."""
 
+    SECTION: ClassVar[str] = "judge"  # the params section, named in error messages
+
+    arch: Arch = "lenet"  # network: lenet or allconv (see Judge)
     epochs: int = 5  # passes over the training split
     batch_size: int = 128  # images per step
     lr: float = 1e-3  # Adam learning rate
@@ -33,30 +49,78 @@ class JudgeConfig:
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
 
     def __post_init__(self) -> None:
+        s = self.SECTION
+        if self.arch not in ARCHS:
+            accepted = ", ".join(repr(a) for a in ARCHS)
+            raise ValueError(f"{s}.arch must be one of {accepted}; got {self.arch!r}")
         for key in ("epochs", "batch_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"judge.{key} must be a positive integer; got {value!r}")
+                raise ValueError(f"{s}.{key} must be a positive integer; got {value!r}")
         if not self.lr > 0:
-            raise ValueError(f"judge.lr must be positive; got {self.lr!r}")
+            raise ValueError(f"{s}.lr must be positive; got {self.lr!r}")
         if not 0 <= self.shift <= 6:
-            raise ValueError(f"judge.shift must be from 0 to 6; got {self.shift!r}")
+            raise ValueError(f"{s}.shift must be from 0 to 6; got {self.shift!r}")
+
+
+@dataclass(frozen=True)
+class CertifierConfig(JudgeConfig):
+    """Training of the certifier (mirrors ``params.yaml: certifier``).
+
+    A judge of another architecture and seed. Steering stops samples by the judge, so the
+    judge no longer certifies its results; the certifier, which the loop never sees, does.
+    """
+
+    SECTION: ClassVar[str] = "certifier"
+
+    arch: Arch = "allconv"  # network: lenet or allconv (see Judge)
+    seed: int = 1  # seeds weights, batch order and augmentation
+
+
+def _lenet() -> nn.Sequential:
+    """3×3 convs with BatchNorm, ReLU and max-pooling, then a dense layer."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.MaxPool2d(2),  # (B, 32, 14, 14)
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.MaxPool2d(2),  # (B, 64, 7, 7)
+        nn.Flatten(), nn.Linear(64 * 49, FEATURES), nn.ReLU(),  # (B, 128)
+    )  # fmt: skip
+
+
+def _allconv() -> nn.Sequential:
+    """Strided 5×5 convs with GroupNorm and GELU, then a 7×7 conv over the whole map.
+
+    No pooling and no dense layer. The last conv keeps where the strokes are; global average
+    pooling instead lost it (98.6% test accuracy instead of 99.3%), and dropping GroupNorm
+    cost 0.35% (98.95%).
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, stride=2, padding=2), nn.GroupNorm(4, 32), nn.GELU(),  # (B, 32, 14, 14)
+        nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.GroupNorm(8, 64), nn.GELU(),  # (B, 64, 7, 7)
+        nn.Conv2d(64, FEATURES, 7), nn.GELU(),  # (B, 128, 1, 1)
+        nn.Flatten(),  # (B, 128)
+    )  # fmt: skip
+
+
+_BUILDERS = {"lenet": _lenet, "allconv": _allconv}
 
 
 class Judge(nn.Module):
-    """Small LeNet-style CNN: ``(B, 28, 28)`` in [0, 1] → 10 logits."""
+    """A CNN digit classifier: ``(B, 28, 28)`` in [0, 1] → 10 logits.
 
-    def __init__(self) -> None:
+    Args:
+        arch: ``lenet`` or ``allconv``; both end in ``FEATURES`` penultimate features.
+    """
+
+    def __init__(self, arch: Arch = "lenet") -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 32, 14, 14)
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.MaxPool2d(2),  # (B, 64, 7, 7)
-            nn.Flatten(), nn.Linear(64 * 49, 128), nn.ReLU(),  # (B, 128)
-        )  # fmt: skip
+        if arch not in _BUILDERS:
+            raise ValueError(f"judge arch must be one of {', '.join(ARCHS)}; got {arch!r}")
+        self.arch = arch
+        self.features = _BUILDERS[arch]()
         self.dropout = nn.Dropout(0.3)
-        self.classify = nn.Linear(128, 10)
+        self.classify = nn.Linear(FEATURES, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.dropout(self.features(x.unsqueeze(1))))
@@ -71,7 +135,7 @@ class Judge(nn.Module):
         self.eval()
         x = torch.as_tensor(images, dtype=torch.float32)
         parts = [self.features(b.to(self.device).unsqueeze(1)) for b in x.split(batch_size)]
-        return torch.cat(parts) if parts else torch.zeros(0, 128)
+        return torch.cat(parts) if parts else torch.zeros(0, FEATURES)
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
@@ -91,11 +155,11 @@ def train_judge(
     Args:
         images: ``(n, 28, 28)`` float32 in [0, 1].
         labels: ``(n,)`` int64 digits.
-        cfg: training settings.
+        cfg: training settings, the architecture included.
         device: where to train.
     """
     torch.manual_seed(cfg.seed)
-    model = Judge().to(device)
+    model = Judge(cfg.arch).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * -(-len(images) // cfg.batch_size)
     # Cosine decay to zero: the last epochs fine-tune at small steps, worth ~0.3% accuracy.
@@ -106,8 +170,8 @@ def train_judge(
         g = torch.Generator().manual_seed(cfg.seed * 1009 + epoch)
         perm = torch.randperm(len(x_all), generator=g).to(device)
         batches = perm.split(cfg.batch_size)
-        for idx in tqdm(batches, desc=f"judge epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
-                        leave=False, mininterval=2.0):  # fmt: skip
+        desc = f"{cfg.SECTION} epoch {epoch + 1}/{cfg.epochs}"
+        for idx in tqdm(batches, desc=desc, disable=not progress, leave=False, mininterval=2.0):
             x = random_shift(x_all[idx], cfg.shift, g)
             loss = F.cross_entropy(model(x), y_all[idx])
             optim.zero_grad(set_to_none=True)
@@ -124,9 +188,17 @@ def accuracy(judge: Judge, images: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def save_judge(judge: Judge, path: str | os.PathLike[str], metrics: dict, cfg: JudgeConfig) -> None:
-    write_model_folder(path, FORMAT, {"trained_with": asdict(cfg)}, judge.state_dict(), metrics)
+    """Write a judge folder; its config records the architecture ``load_judge`` rebuilds."""
+    config = {"arch": judge.arch, "trained_with": asdict(cfg)}
+    write_model_folder(path, FORMAT, config, judge.state_dict(), metrics)
 
 
 def load_judge(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Judge:
-    """Rebuild the judge from its folder (errors as in ``modelio.read_model_folder``)."""
-    return read_model_folder(path, FORMAT, lambda _cfg: Judge(), device)
+    """Rebuild a judge of either architecture from its folder.
+
+    Errors as in ``modelio.read_model_folder``; folders written before there were two
+    architectures record none, and hold a ``lenet``.
+    """
+    return read_model_folder(
+        path, FORMAT, lambda cfg: Judge(dict(cfg).get("arch", "lenet")), device
+    )

@@ -1,5 +1,9 @@
 """Saved models are folders: ``config.json``, ``weights.pt`` (a state dict) and ``metrics.json``.
 
+``config.json`` holds ``format`` and ``model`` (what :func:`read_model_folder` rebuilds), and
+may hold further entries that describe how the model was made, such as ``measure``: the
+Morpho-MNIST settings its heads were calibrated to (:func:`read_model_entry`).
+
 Weights are read with ``torch.load(weights_only=True)``: a file we did not write can at worst
 fail to load, never run code. Every way a folder can be wrong becomes one readable line.
 """
@@ -30,11 +34,19 @@ def write_model_folder(
     config: dict[str, Any],
     state: dict[str, torch.Tensor],
     metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Write a model folder atomically (an interrupted write leaves the old folder)."""
+    """Write a model folder atomically (an interrupted write leaves the old folder).
+
+    Args:
+        extra: further top-level entries of ``config.json`` (not ``format`` or ``model``).
+    """
+    extra = extra or {}
+    if {"format", "model"} & extra.keys():
+        raise ValueError("extra config.json entries cannot be named 'format' or 'model'")
     with atomic_dir(path) as tmp:
         (tmp / CONFIG_FILE).write_text(
-            json.dumps({"format": fmt, "model": config}, indent=2) + "\n"
+            json.dumps({"format": fmt, "model": config, **extra}, indent=2) + "\n"
         )
         torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp / WEIGHTS_FILE)
         text = json.dumps(metrics or {}, indent=2, sort_keys=True) + "\n"
@@ -104,3 +116,21 @@ def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``metrics.json`` of a model folder ({} when absent)."""
     f = Path(path) / METRICS_FILE
     return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def read_model_entry(path: str | os.PathLike[str], key: str) -> Any:
+    """The top-level entry ``key`` of a model folder's ``config.json`` (``None`` when absent).
+
+    Raises:
+        LatentsteerError: no ``config.json``, or one that is not a JSON object.
+    """
+    cfg_path = Path(path) / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise LatentsteerError(f"{Path(path)} is not a model folder (no {CONFIG_FILE})")
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LatentsteerError(f"{cfg_path} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise LatentsteerError(f"{cfg_path} is not a JSON object")
+    return meta.get(key)

@@ -51,6 +51,12 @@ class BoundGoal:
     satisfied: Callable[[Predictions], torch.Tensor] | None
     violation: Callable[[Predictions], torch.Tensor]
     readout: Readout = field(repr=False)
+    # (n,) where the heads should read, for band goals (target, +D, keep on a regression
+    # head); a closed loop (guide.py) moves it so that the *measured* value lands on target.
+    center: torch.Tensor | None = field(default=None, repr=False)
+    # (n,) the probability a class goal asks of its class; a closed loop raises it in place
+    # for a sample whose drawn digit the oracles saw slip (guide.py).
+    floor: torch.Tensor | None = field(default=None, repr=False)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Score codes ``(n, d)`` → ``(n,)``."""
@@ -93,8 +99,12 @@ class Goal:
             raise ValueError(f"{name!r} is a {spec.kind} head; use {use} with it")
         return model.head_names.index(name)
 
-    def _bound(self, read: Readout, label: str, score, satisfied, violation) -> BoundGoal:
-        return BoundGoal(label, self.weight, self.constraint, score, satisfied, violation, read)
+    def _bound(
+        self, read: Readout, label: str, score, satisfied, violation, center=None, floor=None
+    ) -> BoundGoal:  # fmt: skip
+        return BoundGoal(
+            label, self.weight, self.constraint, score, satisfied, violation, read, center, floor
+        )
 
 
 def _scale(model: MultiHeadVAE, i: int) -> tuple[float, float]:
@@ -129,16 +139,22 @@ class Minimize(Maximize):
 
 
 def _band_goal(
-    goal: Goal, read: Readout, prop: str, center: float | torch.Tensor, tol: float,
-    sd: float, label: str,
+    goal: Goal, read: Readout, prop: str, center: torch.Tensor, tol: float, sd: float,
+    label: str,
 ) -> BoundGoal:  # fmt: skip
-    """Shared scoring of Target and Keep on a regression head: stay within ``center ± tol``."""
+    """Shared scoring of Target, Increase and Keep on a regression head: stay within
+    ``center ± tol``.
+
+    ``center`` ``(n,)`` is held by the bound goal and read at every call, so a closed loop
+    may move it in place (see :mod:`latentsteer.guide`).
+    """
     gap = lambda p: (p[prop] - center).abs()  # noqa: E731
     return goal._bound(
         read, label,
         lambda p: -((gap(p) / sd) ** 2),
         lambda p: gap(p) <= tol,
         lambda p: (gap(p) - tol).clamp_min(0) / sd,
+        center,
     )  # fmt: skip
 
 
@@ -162,20 +178,23 @@ class Target(Goal):
             )
         if self.tol <= 0:
             raise ValueError(f"tolerance must be positive; got {self.tol}")
+        center = torch.full((len(z0),), float(self.value), device=z0.device)
         return _band_goal(
-            self, read, self.prop, self.value, self.tol, sd, f"{self.prop}={self.value:g}"
+            self, read, self.prop, center, self.tol, sd, f"{self.prop}={self.value:g}"
         )
 
 
 @dataclass
 class Increase(Goal):
-    """Change a regression property by at least ``by`` from each sample's start.
+    """Change a regression property by ``by`` (± ``tol``) from each sample's start.
 
-    A negative ``by`` lowers it by at least ``-by``.
+    A negative ``by`` lowers it. The goal is a band around the start plus ``by``, not a
+    floor: "+2 px" asks for 2 px more, and 5 px more is not what was asked.
     """
 
     prop: str
     by: float
+    tol: float = 0.25
     weight: float = 1.0
     constraint: bool = False
 
@@ -183,16 +202,11 @@ class Increase(Goal):
         _, sd = _scale(model, self._head(model, self.prop, "regression"))
         if not (math.isfinite(self.by) and self.by != 0):
             raise ValueError(f"{self.prop}: the change must be a non-zero number; got {self.by}")
-        sign = 1.0 if self.by > 0 else -1.0
+        if self.tol <= 0:
+            raise ValueError(f"tolerance must be positive; got {self.tol}")
         with torch.no_grad():
-            target = read(z0)[self.prop] + self.by  # (n,)
-        short = lambda p: (sign * (target - p[self.prop])).clamp_min(0)  # noqa: E731
-        return self._bound(
-            read, f"{self.prop}={self.by:+g}",
-            lambda p: -((short(p) / sd) ** 2),
-            lambda p: sign * (p[self.prop] - target) >= 0,
-            lambda p: short(p) / sd,
-        )  # fmt: skip
+            center = read(z0)[self.prop] + self.by  # (n,)
+        return _band_goal(self, read, self.prop, center, self.tol, sd, f"{self.prop}={self.by:+g}")
 
 
 def _class_goal(
@@ -204,16 +218,20 @@ def _class_goal(
     ``confidence`` is the probability of ``k`` that satisfies the goal: one number, or
     ``(n,)`` per sample.
     """
-    log_conf = torch.as_tensor(confidence).log()
+    floor = torch.as_tensor(confidence, dtype=torch.float32, device=k.device)
+    floor = (floor.expand(len(k)) if floor.ndim == 0 else floor).clone()  # (n,), mutable
 
     def logp(p: Predictions) -> torch.Tensor:
         probs = p[head].clamp_min(1e-12)
         return probs.gather(1, k[:, None]).squeeze(1).log()
 
     def sat(p: Predictions) -> torch.Tensor:
-        return (p[head].argmax(1) == k) & (logp(p) >= log_conf)
+        return (p[head].argmax(1) == k) & (logp(p) >= floor.log())
 
-    return goal._bound(read, label, logp, sat, lambda p: (log_conf - logp(p)).clamp_min(0))
+    def short(p: Predictions) -> torch.Tensor:
+        return (floor.log() - logp(p)).clamp_min(0)
+
+    return goal._bound(read, label, logp, sat, short, floor=floor)
 
 
 @dataclass
@@ -239,10 +257,12 @@ class Class(Goal):
 class Keep(Goal):
     """Stay in the starting class (class head) or at the starting value ± ``tol``.
 
-    On a class head the probability of the starting class must stay at least
-    ``min(confidence, its probability at the start)``. The floor is relative on purpose: a
-    start the head reads with only 45% is often one it misreads (the judge sees another
-    digit), and demanding 90% there would redraw the digit as the head's guess.
+    On a class head the class to keep is the head's reading of each start unless
+    ``reference`` ``(n,)`` names it (the true label of a test digit, or what an oracle
+    reads at the start: a head that misreads a start would otherwise keep the wrong digit).
+    Its probability must stay at least ``min(confidence, its probability at the start)``.
+    The floor is relative on purpose: demanding 90% of a class the head reads with 45%
+    would redraw the digit.
     """
 
     head: str
@@ -250,17 +270,26 @@ class Keep(Goal):
     confidence: float = 0.9
     weight: float = 1.0
     constraint: bool = True
+    reference: torch.Tensor | None = field(default=None, repr=False)
 
     def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
         i = self._head(model, self.head)
         with torch.no_grad():
             start = read(z0)[self.head]
         if model.head_spec(self.head).kind == "class":
-            k = start.argmax(1)  # (n,)
+            if self.reference is None:
+                k = start.argmax(1)  # (n,)
+            else:
+                k = torch.as_tensor(self.reference, dtype=torch.long, device=z0.device)
+                if k.shape != (len(z0),) or not ((k >= 0) & (k < start.shape[1])).all():
+                    raise ValueError(
+                        f"{self.head}=keep: reference must hold {len(z0)} classes from 0 to "
+                        f"{start.shape[1] - 1}"
+                    )
             floor = start.gather(1, k[:, None]).squeeze(1).clamp(max=self.confidence)
             return _class_goal(self, read, self.head, k, f"{self.head}=keep", floor)
         _, sd = _scale(model, i)
-        return _band_goal(self, read, self.head, start, self.tol, sd, f"{self.head}=keep")
+        return _band_goal(self, read, self.head, start.clone(), self.tol, sd, f"{self.head}=keep")
 
 
 def all_satisfied(goals: list[BoundGoal], pred: Predictions) -> torch.Tensor:

@@ -19,7 +19,7 @@ from scipy import linalg
 
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import MEASURES, measure
+from latentsteer.morphometry import MEASURES, MorphometryConfig, measure
 
 
 @dataclass
@@ -44,17 +44,23 @@ class OracleReport:
 IN_PROCESS_BELOW = 3000
 
 
-def read(images: torch.Tensor, judge: Judge, workers: int | None = None) -> OracleReport:
+def read(
+    images: torch.Tensor,
+    judge: Judge,
+    workers: int | None = None,
+    config: MorphometryConfig | None = None,
+) -> OracleReport:
     """Measure and judge ``(n, 28, 28)`` images in [0, 1].
 
     ``workers=None`` measures batches under ``IN_PROCESS_BELOW`` images in this process and
-    larger ones on every core.
+    larger ones on every core. ``config`` must be the definition the heads were fitted to
+    (the ``labels`` stage's); ``None`` means :class:`MorphometryConfig`'s defaults.
     """
     x = images.detach().float().cpu().clamp(0, 1)
     probs = judge.probabilities(x).cpu().numpy()
     if workers is None and len(x) < IN_PROCESS_BELOW:
         workers = 1
-    table = measure(x.numpy(), workers=workers, progress=False)
+    table = measure(x.numpy(), workers=workers, config=config, progress=False)
     return OracleReport(table, probs.argmax(1), probs.max(1), probs)
 
 
@@ -72,6 +78,37 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         root = linalg.sqrtm(cov_a @ cov_b)
     root = root.real  # numerical noise can add a tiny imaginary part
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
+
+
+#: Samples per Fréchet score. The distance shrinks as the sample grows (a covariance of 100
+#: samples in 128 features is rank deficient), so sets of different sizes are compared at
+#: one fixed size: the mean over random subsets of this many samples.
+FRECHET_N = 100
+
+
+def frechet_at_fixed_n(
+    a: np.ndarray, b: np.ndarray, n: int = FRECHET_N, repeats: int = 5, seed: int = 0,
+    paired: bool = False,
+) -> float:  # fmt: skip
+    """Fréchet distance of ``n``-sample subsets of ``a (N, f)`` to ``b``, averaged.
+
+    Args:
+        a: the samples' features; ``N >= n`` (a smaller set is scored whole, and is not
+            comparable with the others: the caller should avoid it).
+        b: the reference's features, whole; or with ``paired`` one row per row of ``a``
+            (a matched reference), subsampled with the same rows.
+        repeats: subsets averaged (fewer when ``N < 2n`` leaves no room: one when ``N = n``).
+        seed: seeds the subsets, so a score is reproducible.
+    """
+    if len(a) <= n:
+        return frechet_distance(a, b)
+    rng = np.random.default_rng(seed)
+    draws = 1 if len(a) == n else repeats
+    scores = []
+    for _ in range(draws):
+        rows = rng.choice(len(a), size=n, replace=False)
+        scores.append(frechet_distance(a[rows], b[rows] if paired else b))
+    return float(np.mean(scores))
 
 
 def matched_reference(
@@ -159,6 +196,7 @@ def verify(
     images: torch.Tensor,
     predicted: dict[str, torch.Tensor],
     workers: int | None = None,
+    config: MorphometryConfig | None = None,
 ) -> Verification:
     """Compare the model's predictions for ``images (n, 28, 28)`` with the oracles' readings.
 
@@ -168,8 +206,9 @@ def verify(
         images: ``(n, 28, 28)`` decoded samples in [0, 1].
         predicted: head name → ``(n,)`` values or ``(n, k)`` probabilities for these samples.
         workers: processes for the measures (``None``: one per core).
+        config: how to measure (see :func:`read`).
     """
-    report = read(images, judge, workers=workers)
+    report = read(images, judge, workers=workers, config=config)
     table = pd.DataFrame(index=range(len(images)))
     for h in model.config.heads:
         p = predicted[h.name].detach().cpu()

@@ -11,6 +11,10 @@ per call, so it gets fewer). When their starts are prefixes of one another — t
 ``random:N`` seed, or ``test:A-B`` ranges from the same ``A`` — the report also compares
 every method on the starts they all share, from the per-sample oracle success each
 experiment stores.
+
+An entry with ``replicate: NAME`` repeats experiment ``NAME`` on other starts (another
+seed). It gets no row of its own: NAME's row shows the mean and the worst seed of the
+oracle success over NAME and its replicates, so a headline number comes with its spread.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from latentsteer.errors import LatentsteerError
+from latentsteer.oracles import frechet_distance
 
 GRADIENT_FREE = ("random_search", "cmaes", "bayesopt")
 
@@ -59,6 +64,10 @@ class Entry:
     calls_by_frame: np.ndarray
     first: np.ndarray = field(repr=False)
     last: np.ndarray = field(repr=False)
+    replicate: str | None = None
+    goals: tuple[str, ...] = ()
+    features_start: np.ndarray | None = field(default=None, repr=False)
+    features_end: np.ndarray | None = field(default=None, repr=False)
 
 
 def collect(
@@ -102,16 +111,63 @@ def collect(
                     calls_by_frame=t["calls_by_frame"],
                     first=images[0, :examples],
                     last=images[-1, :examples],
+                    replicate=settings.get("replicate"),
+                    goals=tuple(settings.get("goals") or ()),
+                    features_start=t["features_start"] if "features_start" in t.files else None,
+                    features_end=t["features_end"] if "features_end" in t.files else None,
                 )
             )
     return entries
 
 
 def tasks(entries: list[Entry]) -> dict[str, list[Entry]]:
-    """Entries grouped by task, in the order they first appear."""
+    """Entries grouped by task, in the order they first appear (replicates left out)."""
     out: dict[str, list[Entry]] = {}
     for e in entries:
-        out.setdefault(e.task, []).append(e)
+        if e.replicate is None:
+            out.setdefault(e.task, []).append(e)
+    return out
+
+
+def seeds(entries: list[Entry]) -> dict[str, list[Entry]]:
+    """Each replicated experiment's name → itself and its replicates (seed order as given).
+
+    Raises:
+        ValueError: a replicate names an experiment that is not there.
+    """
+    by_name = {e.name: e for e in entries}
+    out: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e.replicate is None:
+            continue
+        if e.replicate not in by_name:
+            raise ValueError(f"{e.name}: replicate {e.replicate!r} is not an experiment")
+        out.setdefault(e.replicate, [by_name[e.replicate]]).append(e)
+    return out
+
+
+SEED_METRICS = ("success_rate", "predicted_success_rate", "success_gap")
+
+
+def seed_spread(group: list[Entry]) -> dict[str, float | int | None]:
+    """Mean and worst seed of the headline numbers of one experiment and its replicates.
+
+    "Worst" is the lowest oracle success (the highest gap for ``success_gap``); also the
+    same for the first goal's ``_within_tol`` share and the digit kept on confident starts
+    where the experiment reports them.
+    """
+    out: dict[str, float | int | None] = {"seeds": len(group)}
+    keys = list(SEED_METRICS) + [
+        k for k in group[0].metrics
+        if k.endswith("_within_tol") or k == "success_digit_confident"
+    ]  # fmt: skip
+    for key in keys:
+        values = [e.metrics.get(key) for e in group]
+        if any(v is None for v in values):
+            out[f"{key}_seed_mean"] = out[f"{key}_worst_seed"] = None
+            continue
+        out[f"{key}_seed_mean"] = float(np.mean(values))
+        out[f"{key}_worst_seed"] = float(max(values) if key == "success_gap" else min(values))
     return out
 
 
@@ -150,10 +206,13 @@ def _goal_key(metrics: dict[str, Any]) -> str | None:
 def table(entries: list[Entry]) -> pd.DataFrame:
     """One row per experiment, grouped by task: the report's numbers."""
     rows = []
+    spread = {name: seed_spread(group) for name, group in seeds(entries).items()}
     for task, group in tasks(entries).items():
         shared = shared_success(group)
         for e in group:
             m, key = e.metrics, _goal_key(e.metrics)
+            s = spread.get(e.name, {})
+            within = next((k for k in m if k.endswith("_within_tol")), None)
             rows.append(
                 {
                     "task": task,
@@ -162,6 +221,12 @@ def table(entries: list[Entry]) -> pd.DataFrame:
                     "starts": len(e.success),
                     "oracle_success": m["success_rate"],
                     "predicted_success": m["predicted_success_rate"],
+                    "success_gap": m["success_gap"],
+                    "guide_success": m.get("guide_success_rate"),
+                    "within_tol": m.get(within) if within else None,
+                    "seeds": s.get("seeds", 1),
+                    "oracle_success_seed_mean": s.get("success_rate_seed_mean"),
+                    "oracle_success_worst_seed": s.get("success_rate_worst_seed"),
                     "success_on_shared_starts": shared.get(e.name),
                     "measured_property": key,
                     "measured_change": m.get(f"{key}_measured_change") if key else None,
@@ -224,6 +289,61 @@ def findings(entries: list[Entry]) -> list[str]:
     return out
 
 
+def pooled_realism(parts: list[Entry], reference: np.ndarray) -> float | None:
+    """Realism of several experiments' samples pooled: Fréchet distance of the pooled final
+    samples to the real ``reference`` features, over that of their pooled starts.
+
+    The ten ``digit=K`` experiments each turn every start into one class, which the plain
+    score counts as unrealistic even when each digit is a fine K; pooled (balanced over the
+    classes, with a thickness task) the set is again a mix of digits like the reference.
+    Both sides have the same number of samples, so the ratio does not depend on it.
+
+    Returns:
+        The ratio, or ``None`` when an experiment stored no features.
+    """
+    if not parts or any(e.features_start is None or e.features_end is None for e in parts):
+        return None
+    starts = np.concatenate([e.features_start for e in parts])  # type: ignore[misc]
+    ends = np.concatenate([e.features_end for e in parts])  # type: ignore[misc]
+    return frechet_distance(ends, reference) / max(frechet_distance(starts, reference), 1e-9)
+
+
+def realism_findings(entries: list[Entry], reference: np.ndarray) -> list[str]:
+    """The pooled realism of the class-only experiments (``digit=K``) with each latent
+    experiment that has a regression goal, as sentences."""
+    originals = [e for e in entries if e.replicate is None and e.method == "latent"]
+    classes = [e for e in originals if e.goals and all(re.fullmatch(r"\w+=\d+", g)
+                                                          for g in e.goals)]  # fmt: skip
+    others = [e for e in originals if e not in classes and e.metrics.get("realism_ratio")]
+    out = []
+    for e in others:
+        if not any(k.endswith("_measured_change") for k in e.metrics):
+            continue
+        ratio = pooled_realism([*classes, e], reference)
+        if ratio is not None and classes:
+            out.append(
+                f"realism of the {len(classes)} class experiments pooled with `{e.name}`: "
+                f"{ratio:.2f}x their starts (plain Fréchet score, all samples)."
+            )
+    return out
+
+
+def truth_findings(entries: list[Entry]) -> list[str]:
+    """Where the heads and the certifying oracles disagree by more than 5 points."""
+    out = []
+    for e in entries:
+        m = e.metrics
+        if e.replicate is not None or m.get("success_rate") is None:
+            continue
+        gap = m["predicted_success_rate"] - m["success_rate"]
+        if abs(gap) > 0.05:
+            out.append(
+                f"`{e.name}` ({e.method}): the heads claim {m['predicted_success_rate']:.1%}, "
+                f"the oracles certify {m['success_rate']:.1%} ({gap:+.1%})."
+            )
+    return out
+
+
 COLUMNS = {
     "task": "task",
     "experiment": "experiment",
@@ -231,6 +351,10 @@ COLUMNS = {
     "starts": "n",
     "oracle_success": "oracle success",
     "predicted_success": "heads' success",
+    "guide_success": "in-loop oracles' success",
+    "within_tol": "within tol",
+    "oracle_success_seed_mean": "seeds: mean",
+    "oracle_success_worst_seed": "seeds: worst",
     "success_on_shared_starts": "on shared starts",
     "measured_change": "measured change",
     "predicted_minus_measured": "predicted − measured",
@@ -247,7 +371,9 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
     def cell(col: str, v: Any) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return "–"
-        if col in ("oracle_success", "predicted_success", "success_on_shared_starts"):
+        if col in ("oracle_success", "predicted_success", "success_on_shared_starts",
+                   "guide_success", "within_tol", "oracle_success_seed_mean",
+                   "oracle_success_worst_seed"):  # fmt: skip
             return f"{v:.1%}"
         if col in ("measured_change", "predicted_minus_measured"):
             return f"{v:+.2f}"
@@ -262,8 +388,8 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
         "# Steering results: task × method",
         "",
         "Every success figure is measured by the oracles (Morpho-MNIST measures of the decoded "
-        "image, the independent judge's digit). Written by the `report` stage from "
-        "`results/*/metrics.json`; do not edit by hand.",
+        "image, the certifier's digit: a judge the steering loop never saw). Written by the "
+        "`report` stage from `results/*/metrics.json`; do not edit by hand.",
         "",
         "## Findings",
         "",
@@ -281,8 +407,13 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Columns: *oracle success* — share of samples meeting every goal, by the oracles; "
-        "*heads' success* — the same rules applied to the model's own heads; *on shared "
+        "Columns: *oracle success* — share of samples meeting every goal, by the certifying "
+        "oracles, on the experiment's own seed; *heads' success* — the same rules applied to "
+        "the model's own heads; *in-loop oracles' success* — the same rules as read by the "
+        "oracles inside the closed loop (the guide judge instead of the certifier); *within "
+        "tol* — for a `+D` or `VALUE` goal, the share of samples measured within the "
+        "property's tolerance of what was asked; *seeds: mean, worst* — oracle success over "
+        "the experiment and its replicates (other starts); *on shared "
         "starts* — oracle success on the starts every method of the task ran from; *measured "
         "change* — mean measured change of the first measured goal (px for thickness); "
         "*predicted − measured* — the heads' final value minus the measured one; *realism "

@@ -63,8 +63,22 @@ class KNNDensity:
             raise ValueError(f"knn safeguard needs at least k={self.k} codes of shape (m, d)")
 
     def score(self, model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
-        """``(n,)`` mean distance to the k nearest training codes."""
-        dist = torch.cdist(z, self.codes.to(z.device))  # (n, m)
+        """``(n,)`` mean distance to the k nearest training codes, computed exactly.
+
+        ``torch.cdist``'s fast form ``‖a‖² + ‖b‖² − 2a·b`` loses about 1e-3 to cancellation
+        (a code's distance to itself comes out 0.0007 on an AMD EPYC), and its exact form on
+        all pairs is slower still (256 × 10 000 codes, forward and backward, one Intel Xeon
+        core: 75 ms exact, 50 ms fast), every ascent step. So the fast form only picks ``2k``
+        candidates, without gradients, and the distances to those are recomputed as norms of
+        differences: exact, 25 ms, with gradients through the ``k`` neighbours only. The
+        spare ``k`` candidates absorb the fast form's error in the ranking. At distance 0 the
+        norm's gradient is 0 (a subgradient), never NaN.
+        """
+        codes = self.codes.to(z.device)  # (m, d)
+        with torch.no_grad():
+            rough = torch.cdist(z, codes)  # (n, m)
+            near = rough.topk(min(2 * self.k, len(codes)), dim=1, largest=False).indices
+        dist = torch.linalg.vector_norm(z[:, None, :] - codes[near], dim=2)  # (n, 2k)
         return dist.topk(self.k, dim=1, largest=False).values.mean(dim=1)
 
     def project(self, z: torch.Tensor) -> torch.Tensor:

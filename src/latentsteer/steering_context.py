@@ -1,6 +1,6 @@
-"""Load what every steering experiment reads: model, judge, realism reference, kNN codes.
+"""Load what every steering experiment reads: model, judges, realism reference, kNN codes.
 
-Two of these cost seconds to compute: the judge's features of the realism reference and the
+Two of these cost seconds to compute: the certifier's features of the realism reference and the
 codes of the kNN safeguard's training digits. The `context` stage computes them once into
 ``models/steering_context.npz`` (:func:`write_context_file`), and every optimize stage
 reads that file instead of recomputing them (:func:`load_context` with ``cached``).
@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from latentsteer.atomic import atomic_file
+from latentsteer.calibrate import measure_config_of
 from latentsteer.datasets import load_split
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import Context
 from latentsteer.judge import load_judge
 from latentsteer.labelled import read_labels
 from latentsteer.model import MultiHeadVAE, load_model
+from latentsteer.morphometry import MorphometryConfig
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.train import resolve_device
 
@@ -35,6 +37,8 @@ def load_context(
     labels_root: str | Path,
     cfg: OptimizeConfig,
     cached: str | Path | None = None,
+    measure_config: MorphometryConfig | None = None,
+    certifier_dir: str | Path | None = None,
 ) -> Context:
     """Model and judge on ``cfg.device``, the last ``cfg.reference`` test digits (with labels
     and measured thickness) as the realism reference, kept apart from ``test:A-B`` starts,
@@ -43,26 +47,37 @@ def load_context(
     Args:
         cached: a file from :func:`write_context_file` holding the reference features and
             the kNN codes; without it they are computed here.
+        measure_config: how the oracles measure. ``None`` takes the definition recorded in
+            ``model_dir`` by the calibrate stage (the one its heads were fitted to), or
+            :class:`MorphometryConfig`'s defaults for a folder that records none.
+        certifier_dir: the certifier's folder: a second judge the steering loop never
+            sees, which grades class goals and gives the realism features. ``None`` grades
+            with ``judge_dir``'s judge (metrics then say ``certified_by: measures, judge``).
 
     Raises:
         LatentsteerError: ``cached`` is missing, damaged, foreign, or made for other
-            settings or another model.
+            settings or another model; ``model_dir`` records a bad measure definition.
     """
     device = resolve_device(cfg.device)
     model = load_model(model_dir, device)
+    if measure_config is None:
+        measure_config = measure_config_of(model_dir)
     judge = load_judge(judge_dir, device)
+    certifier = None if certifier_dir is None else load_judge(certifier_dir, device)
+    grader = certifier if certifier is not None else judge
     test, test_labels = load_split(data_root, "test")
     reference = torch.as_tensor(test[-cfg.reference :], dtype=torch.float32) / 255.0
     thickness = read_labels(labels_root, "test").thickness.iloc[-cfg.reference :]
     if cached is None:
         codes, features = _train_codes(model, data_root, cfg.knn_codes, device), None
     else:
-        stored = read_context_file(cached, cfg, model.latent_dim, judge.classify.in_features)
+        stored = read_context_file(cached, cfg, model.latent_dim, grader.classify.in_features)
         codes = torch.as_tensor(stored["train_codes"]).to(device)
         features = stored["reference_features"]
     return Context(
         model, judge, reference, np.asarray(test_labels[-cfg.reference :]),
         thickness.to_numpy(), codes, data_root, cfg.workers, features,
+        measure_config=measure_config, certifier=certifier,
     )  # fmt: skip
 
 
@@ -95,7 +110,7 @@ def read_context_file(
 
     Args:
         latent_dim: the VAE's code size ``d``.
-        feature_dim: the width ``f`` of the judge's features (``Judge.embed``).
+        feature_dim: the width ``f`` of the grading judge's features (``Judge.embed``).
 
     Returns:
         ``{"reference_features": (cfg.reference, f), "train_codes": (cfg.knn_codes, d)}``.

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from latentsteer.guide import Guide
 from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import BoundGoal, Goal, all_satisfied, combine
@@ -23,6 +24,7 @@ from latentsteer.oracles import Verification, verify
 from latentsteer.readout import Readout
 from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
+from latentsteer.trust_region import TrustRegion
 
 
 @dataclass
@@ -33,6 +35,17 @@ class StopRule:
     grad_tol: float | None = 1e-5  # stop when the code's gradient norm falls below this
     patience: int | None = None  # stop after this many steps without improving the objective
     min_delta: float = 1e-4  # what counts as an improvement, for patience
+    # With a guide: stop an open-ended sample after this many checks without a better
+    # accepted frame (it then returns to its best one).
+    guide_patience: int = 3
+
+    def __post_init__(self) -> None:
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be a positive integer or null; got {self.patience!r}")
+        if self.guide_patience < 1:
+            raise ValueError(
+                f"guide_patience must be a positive integer; got {self.guide_patience!r}"
+            )
 
 
 @dataclass
@@ -45,12 +58,16 @@ class SteerResult:
         scores: goal label → ``(T+1, n)`` that goal's score along the path.
         objective: ``(T+1, n)`` the combined objective (safeguard penalties included).
         manifold: safeguard name → ``(n,)`` its score at the final codes.
-        stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``.
+        stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``; with a
+            guide ``confirmed`` (every goal confirmed by the in-loop oracles), ``stalled``,
+            ``untrusted`` or ``steps`` (an open-ended sample back at its best accepted
+            frame), or ``unconfirmed`` (no frame accepted: back at its start).
         stop_step: ``(n,)`` the step each sample stopped at.
         wall_seconds: time spent in the ascent.
         model_calls: ``(n,)`` evaluations of the objective per sample (one forward and
             backward pass per step for gradient methods); default ``stop_step + 1``.
         calls_path: ``(T+1, n)`` calls spent by each step; default ``min(t, stop_step) + 1``.
+        oracle_calls: ``(n,)`` frames of each sample read by in-loop oracles (0 unguided).
 
     Methods that move pixels rather than codes (:mod:`latentsteer.baselines`) return the
     same type, with ``z`` the encoder's codes of their images and ``images`` given.
@@ -68,6 +85,7 @@ class SteerResult:
     _images: torch.Tensor | None = field(default=None, repr=False)
     model_calls: torch.Tensor | None = None
     calls_path: torch.Tensor | None = field(default=None, repr=False)
+    oracle_calls: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.calls_path is None:  # one (gradient) evaluation per step taken, and the start
@@ -75,6 +93,8 @@ class SteerResult:
             self.calls_path = torch.minimum(steps, self.stop_step[None]) + 1
         if self.model_calls is None:
             self.model_calls = self.calls_path[-1]
+        if self.oracle_calls is None:
+            self.oracle_calls = torch.zeros(self.z.shape[1], dtype=torch.long)
 
     @property
     def images(self) -> torch.Tensor:
@@ -144,11 +164,11 @@ def _bind(
 ) -> list[BoundGoal]:
     bound = [g.bind(model, z0, read) if isinstance(g, Goal) else g for g in goals]
     if not bound:
-        raise ValueError("steer() needs at least one goal")
+        raise ValueError("ascend() needs at least one goal")
     return bound
 
 
-def steer(
+def ascend(
     model: MultiHeadVAE,
     start: torch.Tensor,
     goals: list[Goal | BoundGoal],
@@ -161,6 +181,8 @@ def steer(
     penalty_weight: float = 10.0,
     readout: Literal["code", "cycle", "mixed"] = "code",
     seed: int = 0,
+    guide: Guide | None = None,
+    check_every: int = 10,
 ) -> SteerResult:
     """Steer codes by gradient ascent on the model's heads.
 
@@ -179,6 +201,15 @@ def steer(
             encoding of its decoded image) or ``mixed``; see :mod:`latentsteer.readout`.
         seed: seeds anything random in the ascent (kept for reproducibility of callers that
             add noise; plain ascent is deterministic).
+        guide: in-loop oracle checks (:class:`~latentsteer.guide.Guide`, or any callable
+            ``(z (m, d), idx (m,), z0 (m, d)) -> Check``). Every ``check_every`` steps and
+            at the last, the samples still moving are checked; a sample stops once the
+            guide accepts it (goals that can be met), or, with an open-ended goal, once
+            its best accepted frame has not improved for ``stop.guide_patience`` checks or
+            the guide no longer trusts the heads. A stopped sample goes back to its best
+            accepted frame, or to its start if none was accepted. The heads' own stop
+            rules are off then: the oracles decide.
+        check_every: steps between guide checks.
 
     Returns:
         A :class:`SteerResult`.
@@ -192,6 +223,8 @@ def steer(
         raise ValueError(f"lr must be positive; got {lr}")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be adam or sgd; got {optimizer!r}")
+    if check_every < 1:
+        raise ValueError(f"check_every must be a positive integer; got {check_every}")
     torch.manual_seed(seed)
     model.eval()
     rules = stop or StopRule()
@@ -219,17 +252,38 @@ def steer(
             stop_step[i] = t
         active.logical_and_(~mask)
 
+    region = None
+    if guide is not None:
+        # A guide may read a goal as open-ended (a class goal: ever more surely that class).
+        settles = can_finish and not getattr(guide, "keeps_improving", False)
+        region = TrustRegion(z0, settles, rules.guide_patience)
     start_time = time.perf_counter()
     for t in range(steps + 1):
+        if region is not None and (t % check_every == 0 or t == steps) and active.any():
+            assert guide is not None
+            with torch.no_grad():
+                idx = torch.nonzero(active).flatten()
+                verdict = region.update(idx, z, guide(z[idx].detach(), idx, z0[idx]), t == steps)
+                for i, r in zip(idx[verdict.done].tolist(), verdict.reasons, strict=True):
+                    reason[i], stop_step[i] = r, t
+                active[idx[verdict.done]] = False
+                # Momentum would carry a rolled-back code straight back where it broke.
+                state = opt.state.get(z, {})
+                if verdict.rolled_back.numel() and "exp_avg" in state:
+                    state["exp_avg"][verdict.rolled_back] = 0.0
+                elif verdict.rolled_back.numel() and "momentum_buffer" in state:
+                    state["momentum_buffer"][verdict.rolled_back] = 0.0
         pred = read(z)
         obj = objective_of(pred) - penalty(model, z, guards)  # (n,)
+        if guide is not None and hasattr(guide, "penalty"):
+            obj = obj - guide.penalty(z)  # what the in-loop judge reads, kept in view
         record.add(z, pred, obj)
         if t == steps:
             break
         with torch.no_grad():
-            if rules.when_satisfied and can_finish:
+            if region is None and rules.when_satisfied and can_finish:
                 freeze(all_satisfied(bound, pred), "satisfied", t)
-            if rules.patience is not None:
+            if region is None and rules.patience is not None:
                 improved = obj > best + rules.min_delta
                 best = torch.where(improved, obj, best)
                 since_best = torch.where(improved, 0, since_best + 1)
@@ -240,14 +294,18 @@ def steer(
         (grad,) = torch.autograd.grad(-(obj * active).sum(), z)
         z.grad = grad
         with torch.no_grad():
-            if rules.grad_tol is not None:
+            if region is None and rules.grad_tol is not None:
                 freeze(z.grad.norm(dim=1) < rules.grad_tol, "grad", t)
             z.grad[~active] = 0.0
             before = z.detach().clone()
         opt.step()
         with torch.no_grad():
             moved = before  # already a copy: frozen rows keep their pre-step code
-            moved[active] = z[active]
+            if region is None:
+                moved[active] = z[active]
+            else:  # each sample's step, scaled by its trust region
+                step = (z - before)[active] * region.scale[active, None]
+                moved[active] = before[active] + step
             for g in guards:
                 moved[active] = g.project(moved[active])
             z.copy_(moved)
@@ -260,4 +318,5 @@ def steer(
         stop_step=stop_step,
         wall_seconds=wall,
         model=model,
+        oracle_calls=None if region is None else region.calls.cpu(),
     )

@@ -1,0 +1,277 @@
+"""Closed-loop steering: cheap oracles read the decoded samples while the codes move.
+
+The heads are a model of the oracles, and gradient ascent is good at finding where a model
+is wrong: predictions rise while the measured property does not, or the digit drifts while
+the head still reads the old one. So every few steps the ascent (:func:`ascend` with a
+``guide``) decodes the codes still moving and hands them to a :class:`Guide`, which reads
+them with the *in-loop* oracles — the Morpho-MNIST measures and the guide judge — and says
+per sample:
+
+* **accept** — every goal holds as those oracles read the frame, and the heads agree with
+  them on every class goal. A ``digit=K`` goal holds when the judge reads K (with at least
+  ``confidence``, 0.5 by default); a ``keep`` on the digit when it still reads the start's
+  digit with at least ``min(keep_confidence, its probability at the start)``. A band goal
+  (``4.0``, ``+2``, ``keep`` on a measure) must hold inside ``1 − margin`` of its
+  tolerance. For an open-ended goal (``max``/``min``) the measured value must have moved
+  the right way.
+* **value** — how far the open-ended goals got, as measured (in training standard
+  deviations), plus the judge's log-probability of each ``digit=K`` class, so the best
+  accepted frame can be kept: a class goal goes on until the judge reads it as surely as
+  the ascent can make it, not just past a threshold.
+* **broken** — the sample went where it must not: a ``keep`` goal no longer holds as the
+  oracles read it (the guide judge reads another digit, or below the start's confidence
+  floor), or the heads no longer track the measures: the predicted change of an open-ended
+  goal's property differs from the measured change by more than ``trust`` tolerances. Past
+  that point the heads are extrapolating, and "as far as the model can be trusted" ends
+  there. :class:`~latentsteer.trust_region.TrustRegion` sends a broken sample back to its
+  last safe frame with smaller steps.
+
+The guide also **aims the heads where the oracle wants**: after each check a band goal's
+centre moves to what was asked plus the heads' measured error at that sample
+(``predicted − measured``), so a head that over-reads thickness by 0.3 px is asked for
+0.3 px more and the *drawn* digit lands on target.
+
+The guide judge is then part of the loop, so it cannot certify the result:
+:mod:`latentsteer.experiment` certifies with a second judge of another architecture and
+seed that the loop never saw (the ``certifier``), and says which is which in every
+``metrics.json``. The measures are the properties' definition, computed afresh on each
+final image; an image they grade thick is thick by definition, and whether it still looks
+like a digit is for the certifier and the realism score to say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from latentsteer.goalspec import GoalSpec
+from latentsteer.judge import Judge
+from latentsteer.model import MultiHeadVAE
+from latentsteer.morphometry import MEASURES, MorphometryConfig
+from latentsteer.objectives import BoundGoal
+from latentsteer.oracles import OracleReport, read
+from latentsteer.readout import Readout
+from latentsteer.tolerances import tolerance
+from latentsteer.trust_region import Check
+
+
+@dataclass
+class StartReading:
+    """What the in-loop oracles read in the decoded starts.
+
+    Attributes:
+        report: the oracles' reading of the ``n`` decoded start images.
+        reference: ``(n,)`` the digit ``keep`` goals keep: the true label where known (test
+            digits), else the guide judge's reading of the decoded start.
+    """
+
+    report: OracleReport
+    reference: np.ndarray
+
+
+def read_starts(
+    model: MultiHeadVAE,
+    judge: Judge,
+    z0: torch.Tensor,
+    labels: np.ndarray | None = None,
+    config: MorphometryConfig | None = None,
+) -> StartReading:
+    """Decode the start codes ``z0 (n, d)`` and read them with the in-loop oracles."""
+    with torch.no_grad():
+        images = model.decode(z0.to(model.device)).cpu()  # (n, 28, 28)
+    report = read(images, judge, workers=1, config=config)
+    reference = report.digit if labels is None else np.asarray(labels)
+    return StartReading(report, reference.astype(np.int64))
+
+
+class Guide:
+    """In-loop oracle checks for one batch of samples (see the module docstring).
+
+    Args:
+        model: the VAE whose codes are steered.
+        judge: the guide judge (in the loop; it must not certify the results).
+        specs: the parsed goals, in the order of ``goals``.
+        goals: the same goals bound to ``model`` and the starts; band goals' centres are
+            moved in place.
+        readout: how the heads read a code (as in the ascent).
+        start: :func:`read_starts` of the starts.
+        config: how the measures are taken (the labels' definition).
+        confidence: probability the guide judge must give a class goal's class.
+        margin: share of a band goal's tolerance kept free (it must hold inside
+            ``(1 − margin) · tolerance``).
+        trust: the heads are trusted while predicted and measured change of an open-ended
+            goal's property differ by at most ``trust`` tolerances.
+        tolerances: per-property tolerance overrides (see :mod:`latentsteer.tolerances`).
+        weight: weight of :meth:`penalty` in the ascent's objective (0 = checks only).
+        keep_confidence: for ``keep`` on the digit, the guide judge must read the start's
+            digit with at least ``min(keep_confidence, its probability at the start)``.
+            Lower than ``confidence``: a thicker 7 the judge reads at 95% is still the 7,
+            while a 3 made from a 5 must be read at 99% before anyone else will agree.
+    """
+
+    def __init__(
+        self,
+        model: MultiHeadVAE,
+        judge: Judge,
+        specs: list[GoalSpec],
+        goals: list[BoundGoal],
+        readout: Readout,
+        start: StartReading,
+        config: MorphometryConfig | None = None,
+        confidence: float = 0.5,
+        margin: float = 0.1,
+        trust: float = 2.0,
+        tolerances: dict[str, float] | None = None,
+        weight: float = 10.0,
+        keep_confidence: float = 0.9,
+    ) -> None:
+        if len(specs) != len(goals):
+            raise ValueError("the guide needs one goal spec per bound goal")
+        if not 0 < confidence < 1:
+            raise ValueError(f"guide confidence must be between 0 and 1; got {confidence!r}")
+        if not 0 <= margin < 1:
+            raise ValueError(f"guide margin must be in [0, 1); got {margin!r}")
+        if not trust > 0:
+            raise ValueError(f"guide trust must be positive; got {trust!r}")
+        self.model, self.judge, self.read = model, judge, readout
+        self.specs, self.goals, self.start = specs, goals, start
+        self.config, self.confidence, self.margin, self.trust = config, confidence, margin, trust
+        self.tolerances = tolerances
+        self.keep_confidence = keep_confidence
+        self.calls = 0
+        # Per class goal the guide judge reads: the class ``(n,)`` and its floor ``(n,)``.
+        self.classes: list[tuple[torch.Tensor, torch.Tensor]] = []
+        n = len(start.reference)
+        for spec in specs:
+            head = model.head_spec(spec.prop)
+            if head.kind != "class" or head.column != "digit":
+                continue
+            if spec.kind == "keep":
+                k = start.reference
+                floor = np.minimum(keep_confidence, start.report.probabilities[np.arange(n), k])
+            else:
+                k, floor = np.full(n, int(spec.value)), np.full(n, confidence)  # type: ignore[arg-type]
+            dev = model.device
+            floor_t = torch.as_tensor(floor, dtype=torch.float32, device=dev)
+            self.classes.append((torch.as_tensor(k, device=dev), floor_t))
+        self.weight = weight
+
+    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` how far the guide judge is from each class goal, as a smooth penalty.
+
+        For every class goal on the digit (``digit=K`` and ``digit=keep``), the squared
+        shortfall of the guide judge's log-probability of the class under its floor, read on
+        the decoded image: ``weight · Σ max(0, log floor − log p(k | D(z)))²``. It is zero
+        where the judge already reads the class confidently, and its gradient moves the
+        drawn digit — not only the code — towards what the judge reads. The judge steering
+        here is why it cannot certify; the certifier does.
+        """
+        if not self.classes or not self.weight:
+            return torch.zeros(len(z), device=z.device)
+        images = self.model.decode(z)  # (n, 28, 28)
+        logp = self.judge(images).log_softmax(1)  # (n, 10)
+        total = torch.zeros(len(z), device=z.device)
+        for k, floor in self.classes:
+            short = (floor.log() - logp.gather(1, k[:, None]).squeeze(1)).clamp_min(0)
+            total = total + short**2
+        return self.weight * total
+
+    @property
+    def keeps_improving(self) -> bool:
+        """Whether accepted samples go on improving (open-ended or class goals), rather than
+        stopping at their first accepted frame (targets, changes, keep)."""
+        return any(
+            s.kind in ("max", "min") or (s.kind != "keep" and self.model.head_spec(s.prop).kind
+                                         == "class" and self.verifiable(s))
+            for s in self.specs
+        )  # fmt: skip
+
+    def verifiable(self, spec: GoalSpec) -> bool:
+        """Whether an in-loop oracle reads this goal's property."""
+        head = self.model.head_spec(spec.prop)
+        if head.kind == "regression":
+            return head.column in MEASURES
+        return head.column == "digit"
+
+    def __call__(self, z: torch.Tensor, idx: torch.Tensor, z0: torch.Tensor) -> Check:
+        """Read the frames ``z (m, d)`` of samples ``idx (m,)`` that started at ``z0 (m, d)``."""
+        with torch.no_grad():
+            images = self.model.decode(z).cpu()  # (m, 28, 28)
+            pred = {k: v.cpu() for k, v in self.read(z).items()}
+            pred0 = {k: v.cpu() for k, v in self.read(z0).items()}
+        report = read(images, self.judge, workers=1, config=self.config)
+        self.calls += len(z)
+        rows = idx.cpu().numpy()
+        m = len(z)
+        accept = np.ones(m, dtype=bool)
+        value = np.zeros(m)
+        broken = np.zeros(m, dtype=bool)
+        for spec, goal in zip(self.specs, self.goals, strict=True):
+            if not self.verifiable(spec):
+                continue  # no oracle reads it: the heads alone steer it (reported unverified)
+            head = self.model.head_spec(spec.prop)
+            p = pred[spec.prop].numpy()
+            if head.kind == "class":
+                if spec.kind == "keep":
+                    k = self.start.reference[rows]
+                    p_start = self.start.report.probabilities[rows, k]
+                    floor = np.minimum(self.keep_confidence, p_start)
+                else:
+                    k = np.full(m, int(spec.value))  # type: ignore[arg-type]
+                    floor = np.full(m, self.confidence)
+                judged = report.probabilities[np.arange(m), k]
+                holds = (report.digit == k) & (judged >= floor)
+                if spec.kind != "keep":
+                    # A class goal keeps improving as the judge reads it more surely: the
+                    # best accepted frame is the one it reads most confidently.
+                    value += spec.weight * np.log(np.clip(judged, 1e-12, 1.0))
+                # The heads must agree too, so that their success and the oracles' match.
+                accept &= holds & (p.argmax(1) == k)
+                if spec.kind == "keep":
+                    broken |= ~holds  # the digit changed: a constraint broken, not a goal unmet
+                    if goal.floor is not None and (~holds).any():
+                        # Ask the heads for a surer digit where it slipped: the floor's
+                        # distance to certainty shrinks fourfold at each slip.
+                        slipped = idx[torch.as_tensor(~holds, device=idx.device)]
+                        slipped = slipped.to(goal.floor.device)
+                        goal.floor[slipped] = 1 - (1 - goal.floor[slipped]).clamp_min(1e-3) / 4
+                continue
+            tol = tolerance(head.column, self.tolerances)
+            measured = report.measures[head.column].to_numpy()
+            measured0 = self.start.report.measures[head.column].to_numpy()[rows]
+            accept &= np.isfinite(measured)
+            if spec.kind in ("max", "min"):
+                sign = 1.0 if spec.kind == "max" else -1.0
+                gain = sign * (measured - measured0)
+                accept &= gain > 0
+                value += (
+                    spec.weight
+                    * np.nan_to_num(gain)
+                    / float(self.model.target_std[self.model.head_names.index(spec.prop)])
+                )
+                drift = np.abs((p - pred0[spec.prop].numpy()) - (measured - measured0))
+                broken |= ~(np.nan_to_num(drift, nan=np.inf) <= self.trust * tol)
+                continue
+            if spec.kind == "keep":
+                want = measured0
+            elif spec.kind == "change":
+                want = measured0 + float(spec.value)  # type: ignore[arg-type]
+            else:
+                want = np.full(m, float(spec.value))  # type: ignore[arg-type]
+            holds = np.abs(measured - want) <= (1 - self.margin) * tol
+            accept &= holds
+            if spec.kind == "keep":
+                broken |= ~holds
+            # Aim the heads where the oracle wants the sample: what was asked, plus the
+            # heads' own error there (bounded, so one odd measurement cannot throw it far).
+            error = np.clip(np.nan_to_num(p - measured), -4 * tol, 4 * tol)
+            assert goal.center is not None  # every band goal has one
+            goal.center[idx] = torch.as_tensor(want + error, dtype=goal.center.dtype).to(
+                goal.center.device
+            )
+        return Check(
+            torch.as_tensor(accept), torch.as_tensor(value, dtype=torch.float32),
+            torch.as_tensor(broken),
+        )  # fmt: skip

@@ -1,0 +1,68 @@
+"""The library's one-call entry point: goals and a start in, oracle-certified samples out.
+
+``latentsteer.steer(goals=[...], start=...)`` does what ``latentsteer steer --goal ...
+--start ...`` does: it loads the pipeline's models, runs one experiment with the defaults of
+:class:`~latentsteer.experiment.ExperimentConfig` (closed loop on, see
+:mod:`latentsteer.guide`) and certifies every sample with oracles the loop never saw.
+Anything else an experiment entry accepts may be passed as a keyword.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from latentsteer.experiment import Context, ExperimentConfig, Outcome, run_experiment, write_results
+
+
+def steer(
+    goals: Sequence[str],
+    start: str = "random:256",
+    *,
+    model: str | Path = "models/vae_calibrated",
+    judge: str | Path = "models/judge",
+    certifier: str | Path | None = "models/certifier",
+    data: str | Path = "data/raw",
+    labels: str | Path = "data/labels",
+    context: Context | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    workers: int | None = None,
+    **settings: Any,
+) -> Outcome:
+    """Steer samples towards ``goals`` and certify them.
+
+    Args:
+        goals: goal strings, e.g. ``["thickness=max", "digit=keep"]`` (see
+            :mod:`latentsteer.goalspec`).
+        start: ``random:N``, ``test:A-B`` or a path to images (see :mod:`latentsteer.starts`).
+        model, judge, certifier: model folders (the pipeline's by default); ``certifier``
+            ``None`` grades with the guide judge, and the metrics say so.
+        data, labels: MNIST and its label tables (test starts and the realism reference).
+        context: an already loaded :class:`Context` (then the folders are not read).
+        out: a folder to write ``trajectory.npz``, ``grid.png``, ``curves.png`` and
+            ``metrics.json`` to, as the optimize stages do.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: processes for the final measures (``None``: one per core).
+        **settings: any other field of :class:`ExperimentConfig` (``steps``, ``guide``, ...).
+
+    Returns:
+        The :class:`Outcome`: ``outcome.metrics`` has oracle success next to the heads', and
+        ``outcome.per_sample["success"]`` says which samples the oracles certified.
+
+    Raises:
+        ValueError: a bad goal, start or setting (one line naming it).
+        LatentsteerError: a missing or damaged model folder.
+    """
+    cfg = ExperimentConfig(goals=list(goals), start=start, **settings)
+    if context is None:
+        from latentsteer.optimize_config import OptimizeConfig
+        from latentsteer.steering_context import load_context
+
+        shared = OptimizeConfig(device=device, workers=workers)
+        context = load_context(model, judge, data, labels, shared, certifier_dir=certifier)
+    outcome = run_experiment(cfg, context)
+    if out is not None:
+        write_results(outcome, out)
+    return outcome

@@ -1,0 +1,194 @@
+"""Closed-loop steering: in-loop checks stop, roll back and re-aim samples; the certifier
+grades; a goal no oracle reads is reported unverified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_context, tiny_model
+
+from latentsteer.ascent import StopRule, ascend
+from latentsteer.experiment import ExperimentConfig, run_experiment
+from latentsteer.guide import Guide, read_starts
+from latentsteer.judge import Judge
+from latentsteer.objectives import Maximize, Target
+from latentsteer.tolerances import tolerance
+from latentsteer.trust_region import Check
+
+
+class ScriptedGuide:
+    """A guide whose verdicts are given per check: ``script[c]`` is ``(accept, value,
+    broken)`` for every sample at the c-th check."""
+
+    def __init__(self, script: list[tuple[bool, float, bool]]) -> None:
+        self.script, self.calls = script, 0
+
+    def __call__(self, z: torch.Tensor, idx: torch.Tensor, z0: torch.Tensor) -> Check:
+        accept, value, broken = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        m = len(z)
+        return Check(torch.full((m,), accept), torch.full((m,), value), torch.full((m,), broken))
+
+
+class FixedJudge(Judge):
+    """A judge that reads every image as ``digit`` with probability ``p``."""
+
+    def __init__(self, digit: int, p: float = 1.0) -> None:
+        super().__init__()
+        self.digit, self.p = digit, p
+
+    @torch.no_grad()
+    def probabilities(self, images, batch_size: int = 2000) -> torch.Tensor:
+        n = len(images)
+        probs = torch.full((n, 10), (1 - self.p) / 9)
+        probs[:, self.digit] = self.p
+        return probs
+
+
+def _z(n: int = 3, seed: int = 1) -> torch.Tensor:
+    return torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
+
+
+def test_open_ended_sample_returns_to_its_best_accepted_frame():
+    model, z0 = tiny_model(), _z()
+    # Checks at steps 0, 5, 10, 15, 20: accepted with value 1, then 3, then worse values.
+    script = [(False, 0.0, False), (True, 1.0, False), (True, 3.0, False), (True, 2.0, False),
+              (True, 2.5, False), (True, 0.5, False)]  # fmt: skip
+    guide = ScriptedGuide(script)
+    res = ascend(model, z0, [Maximize("thickness")], steps=40, lr=0.1, guide=guide,
+                 check_every=5, stop=StopRule(guide_patience=3))  # fmt: skip
+    # Best frame: the check at step 10. Three checks without improvement follow (15, 20, 25).
+    assert res.stop_step.tolist() == [25] * 3
+    assert res.stop_reason == ["stalled"] * 3
+    torch.testing.assert_close(res.z[-1], res.z[10])
+    assert not torch.equal(res.z[25 - 1], res.z[10])  # it had moved on, then came back
+    assert res.oracle_calls.tolist() == [6] * 3
+
+
+def test_broken_frames_go_back_to_the_last_safe_one_with_smaller_steps():
+    model, z0 = tiny_model(), _z()
+    # Safe and accepted at step 5, broken at 10 and 15 (back to step 5's code, steps
+    # halved each time), accepted again at 20, then broken until the region gives up.
+    script = [(False, 0.0, False), (True, 1.0, False), (True, 9.0, True), (True, 9.0, True),
+              (True, 2.0, False), (False, 0.0, True)]  # fmt: skip
+    guide = ScriptedGuide(script)
+    res = ascend(model, z0, [Maximize("thickness")], steps=60, lr=0.1, guide=guide,
+                 check_every=5, stop=StopRule(guide_patience=10))  # fmt: skip
+    # A broken frame is never kept, however good it claims to be: rolled back at once.
+    torch.testing.assert_close(res.z[10], res.z[5])
+    torch.testing.assert_close(res.z[15], res.z[5])
+    # Steps after two halvings are a quarter of the first ones.
+    first = (res.z[1] - res.z[0]).norm(dim=1)
+    later = (res.z[16] - res.z[15]).norm(dim=1)
+    assert (later < 0.3 * first).all()
+    # Breaks at 10, 15, 25, 30: the fourth is past the 3 halvings allowed.
+    assert res.stop_reason == ["untrusted"] * 3 and res.stop_step.tolist() == [30] * 3
+    torch.testing.assert_close(res.z[-1], res.z[20])  # the best accepted frame
+
+
+def test_no_accepted_frame_means_back_to_the_start():
+    model, z0 = tiny_model(), _z()
+    guide = ScriptedGuide([(False, 0.0, False)])
+    res = ascend(model, z0, [Target("thickness", 2.6)], steps=12, lr=0.1, guide=guide,
+                 check_every=5)  # fmt: skip
+    assert res.stop_reason == ["unconfirmed"] * 3 and res.stop_step.tolist() == [12] * 3
+    torch.testing.assert_close(res.z[-1], z0)
+
+
+def test_goals_that_can_be_met_stop_at_the_first_confirmed_check():
+    model, z0 = tiny_model(), _z()
+    guide = ScriptedGuide([(False, 0.0, False), (False, 0.0, False), (True, 0.0, False)])
+    res = ascend(model, z0, [Target("thickness", 2.6)], steps=50, lr=0.1, guide=guide,
+                 check_every=4)  # fmt: skip
+    assert res.stop_reason == ["confirmed"] * 3 and res.stop_step.tolist() == [8] * 3
+    assert torch.equal(res.z[-1], res.z[8])
+
+
+def test_guide_checks_settings():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="check_every must be a positive integer"):
+        ascend(model, _z(), [Maximize("thickness")], guide=ScriptedGuide([]), check_every=0)
+    with pytest.raises(ValueError, match="guide_patience must be a positive integer"):
+        StopRule(guide_patience=0)
+
+
+@pytest.fixture(scope="module")
+def ctx(mnist_test):
+    return tiny_context(mnist_test, codes=200, reference=100)
+
+
+def test_guide_moves_band_centres_by_the_heads_measured_error(ctx):
+    model = ctx.model
+    z0 = _z(4, seed=2)
+    goal = Target("thickness", 3.0, tol=0.25).bind(model, z0)
+    spec = ExperimentConfig(goals=["thickness=3.0"]).specs
+    start = read_starts(model, ctx.judge, z0)
+    guide = Guide(model, ctx.judge, spec, [goal], model.predict, start)
+    check = guide(z0, torch.arange(4), z0)
+    measured = start.report.measures.thickness.to_numpy()
+    predicted = model.predict(z0)["thickness"].detach().numpy()
+    tol = tolerance("thickness")
+    error = np.clip(predicted - measured, -4 * tol, 4 * tol)
+    # Ask the heads for 3.0 plus their own error, so the *measured* value lands on 3.0.
+    np.testing.assert_allclose(goal.center.numpy(), 3.0 + error, rtol=1e-5)
+    assert check.accept.tolist() == (np.abs(measured - 3.0) <= 0.9 * tol).tolist()
+
+
+def test_class_goal_needs_the_guide_judge_and_the_heads(ctx):
+    model = ctx.model
+    z0 = _z(5, seed=3)
+    head_digit = model.predict(z0)["digit"].argmax(1)
+    cfg = ExperimentConfig(goals=["digit=4"])
+    goal = cfg.specs[0].goal(model).bind(model, z0)
+    for judge, expect in ((FixedJudge(4, 0.995), head_digit == 4),
+                          (FixedJudge(4, 0.98), torch.zeros(5, dtype=torch.bool)),
+                          (FixedJudge(7), torch.zeros(5, dtype=torch.bool))):  # fmt: skip
+        start = read_starts(model, judge, z0)
+        guide = Guide(model, judge, cfg.specs, [goal], model.predict, start, confidence=0.99)
+        check = guide(z0, torch.arange(5), z0)
+        assert check.accept.tolist() == expect.tolist()
+
+
+def test_certifier_that_disagrees_with_the_loop_fails_the_samples(ctx):
+    """The guide judge reads every image as 3, so the loop confirms digit=3 at once; the
+    certifier reads 8: the oracle success is 0, and the metrics name both roles."""
+    from dataclasses import replace
+
+    guided = replace(ctx, judge=FixedJudge(3), certifier=FixedJudge(8))
+    cfg = ExperimentConfig(goals=["digit=3"], start="random:6", steps=20, check_every=5)
+    out = run_experiment(cfg, guided)
+    m = out.metrics
+    assert m["in_loop_oracles"] == "measures, judge"
+    assert m["certified_by"] == "measures, certifier"
+    assert m["success_rate"] == 0.0 and m["success_digit"] == 0.0
+    assert m["guide_success_rate"] == pytest.approx(1.0 * (out.per_sample["guide_success"]).mean())
+    assert out.per_sample["guide_success"].all()  # the loop believed it
+    # Heads' success counts the samples whose digit head reads 3 at the end.
+    head_end = out.result.predicted["digit"][-1].argmax(1).numpy()
+    assert m["predicted_success_rate"] == pytest.approx(float((head_end == 3).mean()))
+    assert m["success_gap"] == pytest.approx(m["predicted_success_rate"])
+
+
+def test_unverified_goal_is_never_counted_as_oracle_success(mnist_test):
+    """A regression head on a label no oracle measures: its goal is reported unverified and
+    the overall success is null, whatever the heads say."""
+    from latentsteer.experiment import Context
+    from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
+
+    torch.manual_seed(0)
+    heads = (HeadSpec("digit", "class", "digit", classes=10),
+             HeadSpec("ink", "regression", "ink"))  # fmt: skip
+    model = MultiHeadVAE(ModelConfig(latent_dim=4, channels=4, hidden=16, head_hidden=16,
+                                     heads=heads))  # fmt: skip
+    model.set_target_scaling({"ink": torch.tensor([1.0, 2.0, 3.0])}).__class__  # noqa: B018
+    model.eval()
+    base = tiny_context(mnist_test, codes=50, reference=50)
+    ctx = Context(model, base.judge, base.reference, base.reference_digit,
+                  base.reference_thickness, model.encode(base.reference), None, 1)  # fmt: skip
+    cfg = ExperimentConfig(goals=["ink=max", "digit=keep"], start="random:4", steps=10)
+    m = run_experiment(cfg, ctx).metrics
+    assert m["unverified_goals"] == "ink=max"
+    assert m["success_ink"] is None and m["success_rate"] is None
+    assert m["success_rate_verified_goals"] is not None
+    assert m["predicted_success_ink"] is not None

@@ -1,0 +1,134 @@
+"""One Morpho-MNIST definition everywhere: the oracles, calibration, evaluation and the
+steering context measure with the settings the labels were measured with."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import tiny_context, tiny_model
+
+from latentsteer import oracles
+from latentsteer.calibrate import (
+    CalibrateConfig,
+    calibrate,
+    decoded_targets,
+    measure_config_of,
+    save_calibrated,
+)
+from latentsteer.errors import LatentsteerError
+from latentsteer.evaluation import evaluate
+from latentsteer.experiment import ExperimentConfig, run_experiment
+from latentsteer.judge import Judge
+from latentsteer.model import load_model, save_model
+from latentsteer.modelio import write_model_folder
+from latentsteer.morphometry import MorphometryConfig, measure
+from latentsteer.optimize_config import OptimizeConfig
+
+THIN = MorphometryConfig(threshold=0.3)  # a low threshold keeps more ink: thicker strokes
+THICK = MorphometryConfig(threshold=0.7)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test) -> torch.Tensor:
+    return torch.as_tensor(mnist_test[0][:12], dtype=torch.float32) / 255
+
+
+def thickness(images: torch.Tensor, cfg: MorphometryConfig | None) -> np.ndarray:
+    return measure(images, workers=1, config=cfg, progress=False).thickness.to_numpy()
+
+
+def test_read_and_verify_measure_with_the_given_definition(digits):
+    judge = Judge().eval()
+    low = oracles.read(digits, judge, workers=1, config=THIN).measures.thickness.to_numpy()
+    high = oracles.read(digits, judge, workers=1, config=THICK).measures.thickness.to_numpy()
+    assert (low > high + 0.3).all()  # the two definitions disagree on every digit
+    np.testing.assert_array_equal(low, thickness(digits, THIN))
+    np.testing.assert_array_equal(high, thickness(digits, THICK))
+    default = oracles.read(digits, judge, workers=1).measures.thickness.to_numpy()
+    np.testing.assert_array_equal(default, thickness(digits, MorphometryConfig()))
+
+    model = tiny_model()
+    predicted = {"thickness": torch.zeros(12), "digit": torch.zeros(12, 10)}
+    table = oracles.verify(model, judge, digits, predicted, workers=1, config=THIN).table
+    np.testing.assert_array_equal(table["measured_thickness"].to_numpy(), low)
+
+
+def test_calibration_fits_the_heads_to_the_given_definition(digits):
+    model = tiny_model()
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    got = decoded_targets(model, z, workers=1, config=THIN)["thickness"].numpy()
+    expected = thickness(model.decode(z).detach(), THIN)
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+    # The same calibration run against two definitions starts from different targets.
+    cfg = CalibrateConfig(posterior=12, prior=12, holdout=20, epochs=1, workers=1)
+    before = {
+        name: calibrate(tiny_model(), digits, cfg, progress=False, measure_config=m)
+        for name, m in (("thin", THIN), ("thick", THICK))
+    }
+    assert before["thin"]["thickness_mae_before"] != before["thick"]["thickness_mae_before"]
+
+
+def test_evaluate_measures_reconstructions_with_the_given_definition(digits, mnist_test):
+    model = tiny_model()
+    labels = pd.DataFrame({"digit": mnist_test[1][:12], "thickness": thickness(digits, THIN)})
+    result = evaluate(model, Judge().eval(), digits, labels, measure_config=THIN)
+    np.testing.assert_array_equal(result.recon_thickness, thickness(result.reconstructions, THIN))
+    default = evaluate(model, Judge().eval(), digits, labels)
+    assert not np.allclose(default.recon_thickness, result.recon_thickness)
+
+
+def test_a_calibrated_folder_records_its_definition(tmp_path):
+    model = tiny_model()
+    save_calibrated(model, tmp_path / "cal", {"x": 1.0}, THIN)
+    assert measure_config_of(tmp_path / "cal") == THIN
+    meta = json.loads((tmp_path / "cal" / "config.json").read_text())
+    assert meta["measure"] == {"threshold": 0.3, "scale": 4, "bound_frac": 0.02,
+                               "chunk_size": 128}  # fmt: skip
+    # It is an ordinary model folder: the same weights, loaded as any other.
+    again = load_model(tmp_path / "cal")
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    # A folder that records no definition: the caller's defaults apply.
+    save_model(model, tmp_path / "plain")
+    assert measure_config_of(tmp_path / "plain") is None
+    # A damaged entry is one line naming the file.
+    write_model_folder(tmp_path / "bad", "latentsteer.MultiHeadVAE/1", {}, {},
+                       extra={"measure": {"threshold": 2.0}})  # fmt: skip
+    with pytest.raises(LatentsteerError, match=r"bad/config.json: bad 'measure' entry"):
+        measure_config_of(tmp_path / "bad")
+    with pytest.raises(ValueError, match="cannot be named 'format' or 'model'"):
+        write_model_folder(tmp_path / "clash", "f", {}, {}, extra={"model": {}})
+
+
+def test_the_steering_context_takes_the_folder_definition(tmp_path, monkeypatch, mnist_test):
+    import latentsteer.steering_context as sc
+
+    images, labels = mnist_test[0][:60], mnist_test[1][:60]
+    table = pd.DataFrame({"thickness": np.linspace(1.5, 4.0, 60)})
+    monkeypatch.setattr(sc, "load_split", lambda root, split: (images, labels))
+    monkeypatch.setattr(sc, "read_labels", lambda root, split: table)
+    monkeypatch.setattr(sc, "load_judge", lambda path, device: Judge().eval())
+    save_calibrated(tiny_model(), tmp_path / "cal", None, THIN)
+    save_model(tiny_model(), tmp_path / "plain")
+    cfg = OptimizeConfig(device="cpu", reference=20, knn_codes=20, workers=1)
+
+    def load(folder: str, **kwargs):
+        return sc.load_context(tmp_path / folder, "judge", "raw", "labels", cfg, **kwargs)
+
+    assert load("cal").measure_config == THIN
+    assert load("plain").measure_config is None
+    assert load("cal", measure_config=THICK).measure_config == THICK  # the caller's wins
+
+
+def test_an_experiment_is_graded_with_the_context_definition(mnist_test):
+    ctx = dataclasses.replace(tiny_context(mnist_test, codes=20, reference=20), measure_config=THIN)
+    cfg = ExperimentConfig(goals=["thickness=max"], start="random:4", steps=2, record_every=1)
+    out = run_experiment(cfg, ctx)
+    frames = out.images.reshape(-1, 28, 28)  # every frame, measured in one call as the runner does
+    got = np.concatenate([r.measures.thickness.to_numpy() for r in out.frame_reports])
+    np.testing.assert_array_equal(got, thickness(frames, THIN))
