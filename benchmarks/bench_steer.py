@@ -1,10 +1,15 @@
 """Benchmark: batched latent steering against a per-sample loop, same objective and steps.
 
-The batched path is `latentsteer.steer`: all n codes move together in one tensor program,
-and it also records the path and the predictions at every step. The per-sample loop is
-the straightforward method: one code at a time, `backward()`, optimiser step. Both
+The batched path is `latentsteer.ascent.ascend`: all n codes move together in one tensor
+program, and it also records the path and the predictions at every step. The per-sample
+loop is the straightforward method: one code at a time, `backward()`, optimiser step. Both
 maximise the same objective (thickness +1.5 with the digit kept, prior penalty 0.05) for
 the same number of steps, with early stopping off so both do the same work.
+
+`guided` times the defaults of an experiment (the closed loop, `thickness=max` with
+`digit=keep`): batched, the in-loop oracles read every moving sample in one call per
+check; per sample, the same ascent and checks run one sample at a time. Each sample makes
+the same decisions either way, so both do the same work.
 
 The per-sample loop runs on the first `--loop-samples` codes and its time is scaled to n
 (the samples are independent, so its cost is linear in n); `--loop-samples 0` runs all n.
@@ -20,11 +25,14 @@ from pathlib import Path
 
 import torch
 
+from latentsteer.ascent import StopRule, ascend
+from latentsteer.goalspec import parse_goal
+from latentsteer.guide import Guide, read_starts
+from latentsteer.judge import Judge, load_judge
 from latentsteer.model import ModelConfig, MultiHeadVAE, load_model
-from latentsteer.objectives import Increase, Keep, combine
+from latentsteer.objectives import Increase, Keep, Maximize, combine
 from latentsteer.readout import readout
 from latentsteer.safeguards import PriorPenalty
-from latentsteer.ascent import StopRule, ascend
 
 GOALS = [Increase("thickness", 1.5), Keep("digit")]
 PRIOR = 0.05
@@ -54,12 +62,30 @@ def per_sample(model: MultiHeadVAE, z0: torch.Tensor, steps: int, kind: str) -> 
     return time.perf_counter() - start
 
 
+def guided(model: MultiHeadVAE, judge: Judge, z0: torch.Tensor, steps: int) -> float:
+    """The closed-loop defaults on ``z0 (n, d)``, as one batch; returns seconds."""
+    start = time.perf_counter()
+    read = readout(model, "mixed")
+    reading = read_starts(model, judge, z0)
+    ref = torch.as_tensor(reading.reference)
+    goals = [Maximize("thickness").bind(model, z0, read),
+             Keep("digit", reference=ref).bind(model, z0, read)]  # fmt: skip
+    specs = [parse_goal("thickness=max"), parse_goal("digit=keep")]
+    guide = Guide(model, judge, specs, goals, read, reading)
+    ascend(
+        model, z0, goals, steps=steps, lr=0.05, safeguards=[PriorPenalty(PRIOR)],
+        readout="mixed", guide=guide, stop=StopRule(guide_patience=5),
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--loop-samples", type=int, default=50)
-    parser.add_argument("--model", default="models/vae")
+    parser.add_argument("--model", default="models/vae_calibrated")
+    parser.add_argument("--judge", default="models/judge")
     args = parser.parse_args()
     if Path(args.model).is_dir():
         model = load_model(args.model)
@@ -78,6 +104,11 @@ def main() -> None:
         t_loop = per_sample(model, z0[:m], args.steps, kind) * args.n / m
         print(f"readout {kind:5s}: batched {t_batch:7.2f} s, per-sample {t_loop:8.1f} s "
               f"-> {t_loop / t_batch:6.1f}x")  # fmt: skip
+    judge = load_judge(args.judge) if Path(args.judge).is_dir() else Judge().eval()
+    t_batch = guided(model, judge, z0, args.steps)
+    t_loop = sum(guided(model, judge, z0[i : i + 1], args.steps) for i in range(m)) * args.n / m
+    print(f"guided (defaults): batched {t_batch:7.2f} s, per-sample {t_loop:8.1f} s "
+          f"-> {t_loop / t_batch:6.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

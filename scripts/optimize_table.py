@@ -19,20 +19,23 @@ def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
     print(
         "| experiment | method | n (ambiguous) | oracle success (confident starts) "
-        "| heads' success | measured Δ thickness | predicted − measured "
-        "| realism ×start (matched) | s |"
+        "| heads' success (confident) | in-loop oracles' | measured Δ thickness (sd) "
+        "| within tol | predicted − measured | realism ×start (matched) | s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     found = [*root.glob("*/metrics.json"), *root.glob("*/*/metrics.json")]
     for folder in sorted((p.parent for p in found), key=lambda p: p.name):
         m = json.loads((folder / "metrics.json").read_text())
-        change = m.get("thickness_measured_change")
-        gap = m.get("thickness_gap")
+        change, sd = m.get("thickness_measured_change"), m.get("thickness_measured_change_sd")
         print(
             f"| {folder.name} | {m['method']} | {m['n']} ({m['ambiguous_starts']}) "
             f"| {fmt(m['success_rate'], '.3f')} ({fmt(m['success_rate_confident'], '.3f')}) "
-            f"| {fmt(m['predicted_success_rate'], '.3f')} | {fmt(change, '+.2f')} "
-            f"| {fmt(gap, '+.2f')} "
+            f"| {fmt(m['predicted_success_rate'], '.3f')} "
+            f"({fmt(m.get('predicted_success_rate_confident'), '.3f')}) "
+            f"| {fmt(m.get('guide_success_rate'), '.3f')} "
+            f"| {fmt(change, '+.2f')} ({fmt(sd, '.2f')}) "
+            f"| {fmt(m.get('thickness_within_tol'), '.3f')} "
+            f"| {fmt(m.get('thickness_gap'), '+.2f')} "
             f"| {fmt(m['realism_ratio'])} ({fmt(m['realism_matched_ratio'])}) "
             f"| {m['wall_seconds']:.1f} |"
         )

@@ -177,7 +177,8 @@ def _fake_data(monkeypatch, mnist_test) -> None:
 def _steer(folders, tmp_path, *extra: str) -> int:
     return cli([
         "steer", "--model", str(folders / "vae"), "--judge", str(folders / "judge"),
-        "--certifier", str(folders / "certifier"), "--data", str(tmp_path / "no-data"), "--labels", str(tmp_path / "no-labels"),
+        "--certifier", str(folders / "certifier"),
+        "--data", str(tmp_path / "no-data"), "--labels", str(tmp_path / "no-labels"),
         "--out", str(tmp_path / "out"), "--workers", "1",
         *extra,
     ])  # fmt: skip

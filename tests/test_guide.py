@@ -12,7 +12,7 @@ from latentsteer.ascent import StopRule, ascend
 from latentsteer.experiment import ExperimentConfig, run_experiment
 from latentsteer.guide import Guide, read_starts
 from latentsteer.judge import Judge
-from latentsteer.objectives import Maximize, Target
+from latentsteer.objectives import Keep, Maximize, Target
 from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
@@ -192,3 +192,63 @@ def test_unverified_goal_is_never_counted_as_oracle_success(mnist_test):
     assert m["success_ink"] is None and m["success_rate"] is None
     assert m["success_rate_verified_goals"] is not None
     assert m["predicted_success_ink"] is not None
+
+
+def test_a_slipped_digit_raises_the_heads_keep_floor(ctx):
+    """Where the guide judge no longer reads the start's digit, the sample is broken, and
+    the heads are asked for a surer digit there (the floor's gap to 1 shrinks fourfold)."""
+    model = ctx.model
+    z0 = _z(4, seed=4)
+    cfg = ExperimentConfig(goals=["digit=keep"])
+    start = read_starts(model, FixedJudge(2), z0)  # the judge read every start as a 2
+    ref = torch.full((4,), 2)
+    goal = Keep("digit", confidence=0.9, reference=ref).bind(model, z0)
+    before = goal.floor.clone()
+    guide = Guide(model, FixedJudge(5), cfg.specs, [goal], model.predict, start)  # now a 5
+    check = guide(z0[:2], torch.tensor([1, 3]), z0[:2])
+    assert check.broken.tolist() == [True, True] and not check.accept.any()
+    expect = before.clone()
+    expect[[1, 3]] = 1 - (1 - before[[1, 3]]).clamp_min(1e-3) / 4
+    torch.testing.assert_close(goal.floor, expect)
+
+
+def test_tolerances_are_per_property_in_their_units():
+    assert tolerance("thickness") == 0.5 and tolerance("slant") == 0.05
+    assert tolerance("slant", {"slant": 0.1}) == 0.1
+    with pytest.raises(ValueError, match="no oracle tolerance for 'ink'"):
+        tolerance("ink")
+    with pytest.raises(ValueError, match="oracle_tol.slant must be a positive number"):
+        tolerance("slant", {"slant": 0})
+    with pytest.raises(ValueError, match="oracle_tol.colour must be a positive number"):
+        ExperimentConfig(oracle_tol={"colour": -1.0})
+    with pytest.raises(ValueError, match="oracle_tol must map properties to tolerances"):
+        ExperimentConfig(oracle_tol=0.5)  # type: ignore[arg-type]  (one number for all: no)
+
+
+def test_slant_goals_are_graded_in_radians():
+    from latentsteer.experiment import goal_tolerance
+
+    # ±0.5 would let a slant goal pass 29° off; its own tolerance is 0.05 rad.
+    assert goal_tolerance("slant") == 0.05
+    assert goal_tolerance("thickness", {"thickness": 0.3}) == 0.3
+    assert goal_tolerance("ink") == 0.5  # a label no oracle measures: heads only
+
+
+def test_gradient_free_search_runs_in_the_same_closed_loop():
+    """Random search with a guide that never accepts: every start hands back its start and
+    says so; the guide's reads are counted per start."""
+    from latentsteer.blackbox import blackbox_search
+    from latentsteer.random_search import RandomSearch
+
+    model, z0 = tiny_model(), _z(4)
+    guide = ScriptedGuide([(False, 0.0, False)])
+    res = blackbox_search(model, z0, [Target("thickness", 2.6)], RandomSearch(z0, 0.5, 4, 0),
+                          budget=21, guide=guide, check_every=2)  # fmt: skip
+    assert res.stop_reason == ["unconfirmed"] * 4
+    torch.testing.assert_close(res.z[-1], z0)
+    # Checks at round 0, 2, 4 and the final one after the budget (5 rounds of 4 calls).
+    assert res.oracle_calls.tolist() == [4] * 4 and res.model_calls.tolist() == [21] * 4
+    accepted = ScriptedGuide([(False, 0.0, False), (True, 0.0, False)])
+    res = blackbox_search(model, z0, [Target("thickness", 2.6)], RandomSearch(z0, 0.5, 4, 0),
+                          budget=21, guide=accepted, check_every=2)  # fmt: skip
+    assert res.stop_reason == ["confirmed"] * 4 and res.stop_step.tolist() == [2] * 4

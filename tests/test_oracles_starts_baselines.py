@@ -92,3 +92,26 @@ def test_matched_reference_picks_same_class_nearest_thickness():
     # Each real digit is used once while its class has unused ones; then repeats begin.
     again = oracles.matched_reference(np.full(4, 7), np.full(4, 2.0), ref_digit, ref_thick)
     assert again.tolist() == [3, 4, 3, 3]
+
+
+def test_frechet_at_a_fixed_size_does_not_reward_bigger_sets():
+    """The plain Fréchet score of 100 samples is inflated against 1 000 from the same
+    distribution; scored at a fixed size both come out alike."""
+    from latentsteer.oracles import frechet_at_fixed_n, frechet_distance
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(3000, 32))
+    small, large = rng.normal(size=(100, 32)), rng.normal(size=(1000, 32))
+    plain_small, plain_large = (
+        frechet_distance(small, reference),
+        frechet_distance(large, reference),
+    )
+    assert plain_small > 2 * plain_large  # the size effect the fixed size removes
+    fixed_small, fixed_large = (
+        frechet_at_fixed_n(small, reference),
+        frechet_at_fixed_n(large, reference),
+    )
+    assert fixed_small == pytest.approx(plain_small)
+    assert fixed_large == pytest.approx(fixed_small, rel=0.15)
+    # Paired: a matched reference row per sample, subsampled with the same rows.
+    assert frechet_at_fixed_n(large, large, paired=True) == pytest.approx(0.0, abs=1e-6)

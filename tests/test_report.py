@@ -86,7 +86,10 @@ def test_markdown_and_summary(results):
     frame = report.table(results)
     md = report.markdown(frame, report.findings(results), {"up": "http://x/#/runs/1"})
     assert "| up | [up](http://x/#/runs/1) | latent | 8 | 75.0% |" in md
-    assert "| px | px | data_space | 4 | 25.0% | 100.0% | – | +1.00 | +0.25 | 1.10× |" in md
+    assert (
+        "| px | px | data_space | 4 | 25.0% | 100.0% | – | – | – | – | – | +1.00 | +0.25 | 1.10× |"
+        in md
+    )
     summary = report.summary(frame)
     assert summary["up_cmaes"]["oracle_success"] == 0.5
     assert json.loads(json.dumps(summary))["px"]["success_on_shared_starts"] is None
@@ -112,3 +115,49 @@ def test_missing_results_are_one_line_from_the_stage(tmp_path, capsys):
         "report", lambda: report.collect(tmp_path, {"d1": {}}, stage="group@digits")
     )
     assert code == 1 and capsys.readouterr().err.strip().endswith("(run dvc repro group@digits)")
+
+
+def test_replicates_give_the_seed_mean_and_worst(tmp_path):
+    for name, ok in (("up", [1, 1, 1, 1]), ("up_s1", [1, 1, 0, 1]), ("up_s2", [1, 0, 0, 1])):
+        _result(tmp_path / name, ok, [1, 5], [0, float(np.mean(ok))], 5)
+    experiments = {
+        "up": {"start": "random:4"},
+        "up_s1": {"replicate": "up", "start": "random:4", "seed": 1},
+        "up_s2": {"replicate": "up", "start": "random:4", "seed": 2},
+    }
+    entries = report.collect(tmp_path, experiments)
+    assert [e.name for g in report.tasks(entries).values() for e in g] == ["up"]
+    row = report.table(entries).set_index("experiment").loc["up"]
+    assert row.seeds == 3
+    assert row.oracle_success_seed_mean == pytest.approx((1 + 0.75 + 0.5) / 3)
+    assert row.oracle_success_worst_seed == 0.5
+    with pytest.raises(ValueError, match="up_s3: replicate 'gone' is not an experiment"):
+        _result(tmp_path / "up_s3", [1], [1], [1.0], 1)
+        report.seeds(report.collect(tmp_path, {**experiments, "up_s3": {"replicate": "gone"}}))
+
+
+def test_heads_and_oracles_disagreeing_is_a_finding(results):
+    claims = report.truth_findings(results)
+    assert claims == [
+        "`px` (data_space): the heads claim 100.0%, the oracles certify 25.0% (+75.0%)."
+    ]
+
+
+def test_pooled_realism_compares_pooled_ends_with_pooled_starts(tmp_path):
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(400, 4))
+    near, far = rng.normal(size=(200, 4)), rng.normal(loc=2.0, size=(200, 4))
+    a = report.Entry("a", "a", "latent", "random:200", 0, {}, np.ones(200, bool), np.ones(1),
+                     np.ones(1), np.zeros(0), np.zeros(0), features_start=near,
+                     features_end=far)  # fmt: skip
+    b = report.Entry("b", "b", "latent", "random:200", 0, {}, np.ones(200, bool), np.ones(1),
+                     np.ones(1), np.zeros(0), np.zeros(0), features_start=near,
+                     features_end=near)  # fmt: skip
+    from latentsteer.oracles import frechet_distance
+
+    both_near = frechet_distance(np.concatenate([near, near]), reference)
+    expect = frechet_distance(np.concatenate([far, near]), reference) / both_near
+    assert report.pooled_realism([a, b], reference) == pytest.approx(expect)
+    assert report.pooled_realism([b], reference) == pytest.approx(1.0)
+    b.features_end = None
+    assert report.pooled_realism([a, b], reference) is None

@@ -221,7 +221,7 @@ def table(entries: list[Entry]) -> pd.DataFrame:
                     "starts": len(e.success),
                     "oracle_success": m["success_rate"],
                     "predicted_success": m["predicted_success_rate"],
-                    "success_gap": m["success_gap"],
+                    "success_gap": m.get("success_gap"),
                     "guide_success": m.get("guide_success_rate"),
                     "within_tol": m.get(within) if within else None,
                     "seeds": s.get("seeds", 1),
