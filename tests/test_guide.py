@@ -50,14 +50,18 @@ def _z(n: int = 3, seed: int = 1) -> torch.Tensor:
     return torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
 
 
+def _maximize(script: list[tuple[bool, float, bool]], steps: int, patience: int):
+    """Thickness=max on 3 tiny-model codes, checked every 5 steps by a scripted guide."""
+    return ascend(tiny_model(), _z(), [Maximize("thickness")], steps=steps, lr=0.1,
+                  guide=ScriptedGuide(script), check_every=5,
+                  stop=StopRule(guide_patience=patience))  # fmt: skip
+
+
 def test_open_ended_sample_returns_to_its_best_accepted_frame():
-    model, z0 = tiny_model(), _z()
     # Checks at steps 0, 5, 10, 15, 20: accepted with value 1, then 3, then worse values.
     script = [(False, 0.0, False), (True, 1.0, False), (True, 3.0, False), (True, 2.0, False),
               (True, 2.5, False), (True, 0.5, False)]  # fmt: skip
-    guide = ScriptedGuide(script)
-    res = ascend(model, z0, [Maximize("thickness")], steps=40, lr=0.1, guide=guide,
-                 check_every=5, stop=StopRule(guide_patience=3))  # fmt: skip
+    res = _maximize(script, steps=40, patience=3)
     # Best frame: the check at step 10. Three checks without improvement follow (15, 20, 25).
     assert res.stop_step.tolist() == [25] * 3
     assert res.stop_reason == ["stalled"] * 3
@@ -67,14 +71,11 @@ def test_open_ended_sample_returns_to_its_best_accepted_frame():
 
 
 def test_broken_frames_go_back_to_the_last_safe_one_with_smaller_steps():
-    model, z0 = tiny_model(), _z()
     # Safe and accepted at step 5, broken at 10 and 15 (back to step 5's code, steps
     # halved each time), accepted again at 20, then broken until the region gives up.
     script = [(False, 0.0, False), (True, 1.0, False), (True, 9.0, True), (True, 9.0, True),
               (True, 2.0, False), (False, 0.0, True)]  # fmt: skip
-    guide = ScriptedGuide(script)
-    res = ascend(model, z0, [Maximize("thickness")], steps=60, lr=0.1, guide=guide,
-                 check_every=5, stop=StopRule(guide_patience=10))  # fmt: skip
+    res = _maximize(script, steps=60, patience=10)
     # A broken frame is never kept, however good it claims to be: rolled back at once.
     torch.testing.assert_close(res.z[10], res.z[5])
     torch.testing.assert_close(res.z[15], res.z[5])

@@ -279,6 +279,13 @@ def findings(entries: list[Entry]) -> list[str]:
             f"{rate(best):.1%} oracle success, with {ours_calls:.0f} against {best_calls:.0f} "
             f"model calls per sample"
         )
+        key = _goal_key(ours.metrics)
+        if key and f"{key}_measured_change" in best.metrics:
+            # For an open-ended goal any gain is a success; how far each got tells them apart.
+            text += (
+                f" (measured {key} change {ours.metrics[f'{key}_measured_change']:+.2f} against "
+                f"{best.metrics[f'{key}_measured_change']:+.2f})"
+            )
         reach = calls_to_reach(ours, rate(best))
         if reach is not None:
             text += (
@@ -417,8 +424,9 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
         "starts* — oracle success on the starts every method of the task ran from; *measured "
         "change* — mean measured change of the first measured goal (px for thickness); "
         "*predicted − measured* — the heads' final value minus the measured one; *realism "
-        "(matched)* — Fréchet distance in the judge's features to real digits of the same "
-        "class and thickness, end over start; *diversity* — mean pairwise feature distance, "
+        "(matched)* — Fréchet distance in the certifier's features to real digits of the same "
+        "class and thickness, at a fixed 100 samples, end over start; *diversity* — mean "
+        "pairwise feature distance, "
         "end over start; *model calls* — objective evaluations per sample (a gradient step "
         "is one forward and one backward pass).",
         "",
