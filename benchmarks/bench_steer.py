@@ -15,6 +15,7 @@ The per-sample loop runs on the first `--loop-samples` codes and its time is sca
 (the samples are independent, so its cost is linear in n); `--loop-samples 0` runs all n.
 
     python benchmarks/bench_steer.py [--n 1000] [--steps 100] [--loop-samples 50]
+        [--paths code,mixed,guided]
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--loop-samples", type=int, default=50)
     parser.add_argument("--model", default="models/vae_calibrated")
     parser.add_argument("--judge", default="models/judge")
+    parser.add_argument("--paths", default="code,mixed,guided", help="which rows to time")
     args = parser.parse_args()
     if Path(args.model).is_dir():
         model = load_model(args.model)
@@ -99,16 +101,19 @@ def main() -> None:
     m = args.loop_samples or args.n
     print(f"threads {torch.get_num_threads()}, n {args.n}, steps {args.steps}, "
           f"per-sample loop timed on {m} codes and scaled to {args.n}")  # fmt: skip
-    for kind in ("code", "mixed"):
+    paths = args.paths.split(",")
+    for kind in [k for k in ("code", "mixed") if k in paths]:
         t_batch = batched(model, z0, args.steps, kind)
         t_loop = per_sample(model, z0[:m], args.steps, kind) * args.n / m
         print(f"readout {kind:5s}: batched {t_batch:7.2f} s, per-sample {t_loop:8.1f} s "
               f"-> {t_loop / t_batch:6.1f}x")  # fmt: skip
+    if "guided" not in paths:
+        return
     judge = load_judge(args.judge) if Path(args.judge).is_dir() else Judge().eval()
     t_batch = guided(model, judge, z0, args.steps)
     t_loop = sum(guided(model, judge, z0[i : i + 1], args.steps) for i in range(m)) * args.n / m
     print(f"guided (defaults): batched {t_batch:7.2f} s, per-sample {t_loop:8.1f} s "
-          f"-> {t_loop / t_batch:6.1f}x")  # fmt: skip
+          f"-> {t_loop / t_batch:6.1f}x", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
