@@ -19,7 +19,7 @@ def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
     print(
         "| experiment | method | n (ambiguous) | oracle success (confident starts) "
-        "| heads' success (confident) | in-loop oracles' | measured Δ thickness (sd) "
+        "| heads' success | in-loop oracles' | measured Δ thickness (sd) "
         "| within tol | predicted − measured | realism ×start (matched) | s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -31,7 +31,6 @@ def main() -> None:
             f"| {folder.name} | {m['method']} | {m['n']} ({m['ambiguous_starts']}) "
             f"| {fmt(m['success_rate'], '.3f')} ({fmt(m['success_rate_confident'], '.3f')}) "
             f"| {fmt(m['predicted_success_rate'], '.3f')} "
-            f"({fmt(m.get('predicted_success_rate_confident'), '.3f')}) "
             f"| {fmt(m.get('guide_success_rate'), '.3f')} "
             f"| {fmt(change, '+.2f')} ({fmt(sd, '.2f')}) "
             f"| {fmt(m.get('thickness_within_tol'), '.3f')} "
