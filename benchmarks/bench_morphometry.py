@@ -1,8 +1,9 @@
 """Benchmark: batched `measure` against the straightforward per-image implementation.
 
 Both run in this process's run, on this machine, with the same number of worker processes:
-the baseline maps `latentsteer.morpho_reference.measure_one` over images with a process pool
-(as Morpho-MNIST's `measure_batch` does); the fast path is `latentsteer.measure`, the code the
+the baseline maps `morpho_reference.measure_one` (MNIST domain) over images with a
+process pool (as Morpho-MNIST's `measure_batch` does); the fast path is `latentsteer.measure`,
+the code the
 `labels` stage runs. The baseline is timed on a sample (a full run takes about 13 minutes on
 2 cores); the fast path on the same sample and on all 70 000 images.
 
@@ -19,9 +20,9 @@ import time
 
 import numpy as np
 
-from latentsteer.datasets import SPLITS, mnist
-from latentsteer.morpho_reference import measure_one
-from latentsteer.morphometry import measure
+from latentsteer.domains.mnist.datasets import SPLITS, mnist
+from latentsteer.domains.mnist.morpho_reference import measure_one
+from latentsteer.domains.mnist.morphometry import measure
 
 
 def all_images() -> np.ndarray:

@@ -24,8 +24,8 @@ HEAVY = "import torch, torchvision, mlflow  # noqa: E401,F401  (at the top, as s
 BODY = """
 import sys, time
 
-from latentsteer.datasets import mnist
-from latentsteer.morphometry import measure
+from latentsteer.domains.mnist.datasets import mnist
+from latentsteer.domains.mnist.morphometry import measure
 
 if __name__ == "__main__":
     images = mnist("test")[0][: int(sys.argv[1])]

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from latentsteer.ascent import StopRule, ascend
+from latentsteer.domains.mnist.judge import Judge, load_judge
 from latentsteer.goalspec import parse_goal
 from latentsteer.guide import Guide, read_starts
-from latentsteer.judge import Judge, load_judge
 from latentsteer.model import ModelConfig, MultiHeadVAE, load_model
 from latentsteer.objectives import Increase, Keep, Maximize, combine
 from latentsteer.readout import readout

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from latentsteer import tracking
-from latentsteer.datasets import mnist
+from latentsteer.domains.mnist.datasets import mnist
 from latentsteer.model import ModelConfig, MultiHeadVAE, default_heads
 from latentsteer.train import Dataset, TrainConfig, fit, losses
 

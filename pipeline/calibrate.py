@@ -1,6 +1,7 @@
 """Stage `calibrate`: fit the regression heads to measured decoded images -> models/vae_calibrated/.
 
-The optimize stages steer with this model. Why, and what changes: src/latentsteer/calibrate.py.
+The optimize stages steer with this model. Why, and what changes:
+src/latentsteer/domains/mnist/calibrate.py.
 Decoded images are measured as the labels stage measures (`labels.threshold`, `scale`,
 `bound_frac`, `chunk_size`), and the folder's config.json records that definition so that
 the oracles grade steered results with it too.
@@ -26,13 +27,13 @@ def main(params: dict[str, Any]) -> None:
     import torch
 
     from latentsteer import tracking
-    from latentsteer.calibrate import CalibrateConfig, calibrate, save_calibrated
     from latentsteer.config import section
-    from latentsteer.datasets import load_split
-    from latentsteer.labelled import data_hash
+    from latentsteer.domains.mnist.calibrate import CalibrateConfig, calibrate, save_calibrated
+    from latentsteer.domains.mnist.datasets import load_split
+    from latentsteer.domains.mnist.labelled import data_hash
+    from latentsteer.domains.mnist.morphometry import MorphometryConfig
     from latentsteer.model import load_model
     from latentsteer.modelio import read_metrics
-    from latentsteer.morphometry import MorphometryConfig
     from latentsteer.train import resolve_device
 
     cfg = section(params, "calibrate", CalibrateConfig)

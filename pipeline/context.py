@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from latentsteer.config import section
+from latentsteer.domains.mnist.steering_context import load_context, write_context_file
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.stage import run_stage
-from latentsteer.steering_context import load_context, write_context_file
 
 MODEL, JUDGE, RAW, LABELS = "models/vae_calibrated", "models/judge", "data/raw", "data/labels"
 CERTIFIER = "models/certifier"  # grades results and gives the realism features

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from latentsteer.config import section
-from latentsteer.datasets import DataConfig, download
+from latentsteer.domains.mnist.datasets import DataConfig, download
 from latentsteer.stage import run_stage
 
 OUT = "data/raw"

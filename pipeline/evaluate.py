@@ -28,13 +28,14 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer import tracking
     from latentsteer.atomic import write_json, write_table
     from latentsteer.config import section
-    from latentsteer.datasets import load_split
-    from latentsteer.evaluation import evaluate, latent_traversal
-    from latentsteer.judge import load_judge
-    from latentsteer.labelled import data_hash, read_labels
+    from latentsteer.domains.mnist.datasets import load_split
+    from latentsteer.domains.mnist.evaluation import evaluate, latent_traversal
+    from latentsteer.domains.mnist.grids import save_grid
+    from latentsteer.domains.mnist.judge import load_judge
+    from latentsteer.domains.mnist.labelled import data_hash, read_labels
+    from latentsteer.domains.mnist.morphometry import MorphometryConfig
     from latentsteer.model import load_model
-    from latentsteer.morphometry import MorphometryConfig
-    from latentsteer.plots import save_confusion, save_grid, save_scatter
+    from latentsteer.plots import save_confusion, save_scatter
     from latentsteer.train import resolve_device
 
     labels_cfg = dict(params.get("labels") or {})

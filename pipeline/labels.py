@@ -11,8 +11,8 @@ import pandas as pd
 
 from latentsteer.atomic import atomic_dir
 from latentsteer.config import section
-from latentsteer.datasets import SPLITS, load_split
-from latentsteer.morphometry import MorphometryConfig, measure
+from latentsteer.domains.mnist.datasets import SPLITS, load_split
+from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
 from latentsteer.stage import run_stage
 
 RAW = "data/raw"

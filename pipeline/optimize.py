@@ -107,8 +107,8 @@ def log_run(
 
 def main(params: dict[str, Any]) -> None:
     from latentsteer.atomic import atomic_dir
+    from latentsteer.domains.mnist.steering_context import load_context
     from latentsteer.optimize_config import OptimizeConfig
-    from latentsteer.steering_context import load_context
 
     prefix, entries, folder = members(params, sys.argv[1:])
     # Every entry is checked before any runs: a typo in the last member fails at once.

@@ -16,7 +16,8 @@ import numpy as np
 
 from latentsteer import report, runs, tracking
 from latentsteer.atomic import atomic_file, write_json, write_table
-from latentsteer.plots import save_examples, save_success_curves
+from latentsteer.domains.mnist.grids import save_examples
+from latentsteer.plots import save_success_curves
 from latentsteer.stage import run_stage
 
 RESULTS, REPORTS, PLOTS = Path("results"), Path("reports"), Path("reports/plots")

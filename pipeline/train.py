@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from latentsteer import tracking
 from latentsteer.config import section
-from latentsteer.labelled import data_hash, load_labelled
+from latentsteer.domains.mnist.labelled import data_hash, load_labelled
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, save_model
 from latentsteer.stage import run_stage
 from latentsteer.train import TrainConfig, dist_info, fit, resolve_device

@@ -16,15 +16,15 @@ import torch
 
 from latentsteer import tracking
 from latentsteer.config import section
-from latentsteer.datasets import load_split
-from latentsteer.judge import (
+from latentsteer.domains.mnist.datasets import load_split
+from latentsteer.domains.mnist.judge import (
     CertifierConfig,
     JudgeConfig,
     accuracy,
     save_judge,
     train_judge,
 )
-from latentsteer.labelled import data_hash
+from latentsteer.domains.mnist.labelled import data_hash
 from latentsteer.stage import run_stage
 from latentsteer.train import resolve_device
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from latentsteer.datasets import mnist
+from latentsteer.domains.mnist.datasets import mnist
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,9 +61,9 @@ def tiny_model(latent_dim: int = 4, head_hidden: int = 16) -> MultiHeadVAE:
 def tiny_context(mnist_test: tuple[np.ndarray, np.ndarray], codes: int, reference: int):
     """A steering Context over a tiny model and an untrained judge: the first ``codes`` test
     digits encoded as kNN codes, the next ``reference`` as the realism reference."""
+    from latentsteer.domains.mnist.judge import Judge
+    from latentsteer.domains.mnist.morphometry import measure
     from latentsteer.experiment import Context
-    from latentsteer.judge import Judge
-    from latentsteer.morphometry import measure
 
     torch.manual_seed(0)
     model = tiny_model()

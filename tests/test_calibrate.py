@@ -6,7 +6,12 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from latentsteer.calibrate import CalibrateConfig, calibrate, decoded_targets, measurable_heads
+from latentsteer.domains.mnist.calibrate import (
+    CalibrateConfig,
+    calibrate,
+    decoded_targets,
+    measurable_heads,
+)
 
 
 def test_calibration_refits_only_the_measurable_heads(mnist_test):
@@ -27,7 +32,7 @@ def test_calibration_refits_only_the_measurable_heads(mnist_test):
 def test_decoded_targets_are_the_measures_of_decoded_images():
     model = tiny_model()
     z = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
-    from latentsteer.morphometry import measure
+    from latentsteer.domains.mnist.morphometry import measure
 
     expected = measure(model.decode(z).detach().numpy(), workers=1, progress=False).thickness
     got = decoded_targets(model, z, workers=1)["thickness"]

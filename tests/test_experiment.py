@@ -10,6 +10,7 @@ import torch
 from conftest import tiny_context, tiny_model
 
 from latentsteer.cli import main as cli
+from latentsteer.domains.mnist.judge import Judge, JudgeConfig, save_judge
 from latentsteer.experiment import (
     Context,
     ExperimentConfig,
@@ -19,7 +20,6 @@ from latentsteer.experiment import (
     write_results,
 )
 from latentsteer.goalspec import parse_goal
-from latentsteer.judge import Judge, JudgeConfig, save_judge
 from latentsteer.model import save_model
 from latentsteer.readout import readout
 
@@ -166,7 +166,7 @@ def _fake_data(monkeypatch, mnist_test) -> None:
     """Serve 300 test digits and a thickness table in place of the pipeline's data folders."""
     import pandas as pd
 
-    import latentsteer.steering_context as sc
+    import latentsteer.domains.mnist.steering_context as sc
 
     images, labels = mnist_test[0][:300], mnist_test[1][:300]
     table = pd.DataFrame({"thickness": np.linspace(1.5, 4.0, 300)})

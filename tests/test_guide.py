@@ -9,11 +9,11 @@ import torch
 from conftest import tiny_context, tiny_model
 
 from latentsteer.ascent import StopRule, ascend
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.tolerances import tolerance
 from latentsteer.experiment import ExperimentConfig, run_experiment
 from latentsteer.guide import Guide, read_starts
-from latentsteer.judge import Judge
 from latentsteer.objectives import Keep, Maximize, Target
-from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
 

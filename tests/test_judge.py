@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from latentsteer.config import load_params, section
-from latentsteer.errors import ConfigError, LatentsteerError
-from latentsteer.judge import (
+from latentsteer.domains.mnist.judge import (
     CertifierConfig,
     Judge,
     JudgeConfig,
@@ -24,6 +23,7 @@ from latentsteer.judge import (
     save_judge,
     train_judge,
 )
+from latentsteer.errors import ConfigError, LatentsteerError
 from latentsteer.model import MultiHeadVAE, save_model
 
 REPO = Path(__file__).resolve().parents[1]

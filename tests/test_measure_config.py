@@ -13,20 +13,20 @@ import torch
 from conftest import tiny_context, tiny_model
 
 from latentsteer import oracles
-from latentsteer.calibrate import (
+from latentsteer.domains.mnist.calibrate import (
     CalibrateConfig,
     calibrate,
     decoded_targets,
     measure_config_of,
     save_calibrated,
 )
+from latentsteer.domains.mnist.evaluation import evaluate
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
 from latentsteer.errors import LatentsteerError
-from latentsteer.evaluation import evaluate
 from latentsteer.experiment import ExperimentConfig, run_experiment
-from latentsteer.judge import Judge
 from latentsteer.model import load_model, save_model
 from latentsteer.modelio import write_model_folder
-from latentsteer.morphometry import MorphometryConfig, measure
 from latentsteer.optimize_config import OptimizeConfig
 
 THIN = MorphometryConfig(threshold=0.3)  # a low threshold keeps more ink: thicker strokes
@@ -106,7 +106,7 @@ def test_a_calibrated_folder_records_its_definition(tmp_path):
 
 
 def test_the_steering_context_takes_the_folder_definition(tmp_path, monkeypatch, mnist_test):
-    import latentsteer.steering_context as sc
+    import latentsteer.domains.mnist.steering_context as sc
 
     images, labels = mnist_test[0][:60], mnist_test[1][:60]
     table = pd.DataFrame({"thickness": np.linspace(1.5, 4.0, 60)})

@@ -14,7 +14,7 @@ from scipy import ndimage
 from strokes import arc, segment
 
 from latentsteer import MEASURES, MorphometryConfig, measure
-from latentsteer.morpho_reference import measure_one
+from latentsteer.domains.mnist.morpho_reference import measure_one
 
 
 def reference_table(images: np.ndarray) -> pd.DataFrame:

@@ -9,10 +9,10 @@ from conftest import tiny_model
 
 from latentsteer import oracles
 from latentsteer.baselines import data_space_ascent
-from latentsteer.judge import Judge
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.starts import parse_start
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Keep, Maximize
-from latentsteer.starts import parse_start
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import yaml
 from tiny_pipeline import ALL_TINY, OPTIMIZE_STAGES, TINY_GROUPS, copy_repo, dvc, run, tiny_env
 
 from latentsteer import MEASURES, MorphometryConfig, measure
-from latentsteer.judge import load_judge
+from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.model import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import tiny_context
 
+from latentsteer.domains.mnist.steering_context import read_context_file, write_context_file
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import Context
 from latentsteer.optimize_config import OptimizeConfig
-from latentsteer.steering_context import read_context_file, write_context_file
 
 CFG = OptimizeConfig(reference=30, knn_codes=20)
 F = 128  # the judge's feature width

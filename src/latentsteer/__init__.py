@@ -8,15 +8,15 @@ from typing import Any
 
 from latentsteer.errors import ConfigError, DataSourceError, LatentsteerError
 
-# The public names load on first use (PEP 562), so `import latentsteer.morphometry` in a
+# The public names load on first use (PEP 562), so importing the measures in a
 # spawned measuring worker does not pay for torch and torchvision (about 3 s per worker).
 _LAZY = {
-    "mnist": "latentsteer.datasets",
+    "mnist": "latentsteer.domains.mnist.datasets",
     "MultiHeadVAE": "latentsteer.model",
     "load_model": "latentsteer.model",
-    "MEASURES": "latentsteer.morphometry",
-    "MorphometryConfig": "latentsteer.morphometry",
-    "measure": "latentsteer.morphometry",
+    "MEASURES": "latentsteer.domains.mnist.morphometry",
+    "MorphometryConfig": "latentsteer.domains.mnist.morphometry",
+    "measure": "latentsteer.domains.mnist.morphometry",
     "steer": "latentsteer.request",
 }
 

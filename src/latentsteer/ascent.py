@@ -16,8 +16,8 @@ from typing import Literal
 
 import torch
 
+from latentsteer.domains.mnist.judge import Judge
 from latentsteer.guide import Guide
-from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import BoundGoal, Goal, all_satisfied, combine
 from latentsteer.oracles import Verification, verify

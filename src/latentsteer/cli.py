@@ -14,8 +14,8 @@ from latentsteer.errors import LatentsteerError, run_reporting
 
 def _cmd_measure(args: argparse.Namespace) -> None:
     from latentsteer.atomic import write_table
-    from latentsteer.images import read_images
-    from latentsteer.morphometry import MorphometryConfig, measure
+    from latentsteer.domains.mnist.images import read_images
+    from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
 
     out_suffix = os.path.splitext(args.out)[1].lower()
     if out_suffix not in (".csv", ".parquet"):  # fail before the slow part
@@ -35,8 +35,8 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
     import torch
 
+    from latentsteer.domains.mnist.grids import save_grid
     from latentsteer.model import load_model
-    from latentsteer.plots import save_grid
 
     if args.n < 1:
         raise LatentsteerError(f"-n must be a positive integer; got {args.n}")
@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sample)
 
     from latentsteer.config_flags import add_config_flags
+    from latentsteer.domains.mnist.starts import SPEC_HELP
     from latentsteer.experiment import ExperimentConfig
     from latentsteer.goalspec import SYNTAX
-    from latentsteer.starts import SPEC_HELP
 
     t = sub.add_parser(
         "steer",

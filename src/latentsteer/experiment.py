@@ -52,14 +52,17 @@ from latentsteer.ascent import SteerResult, StopRule, ascend
 from latentsteer.atomic import atomic_file, write_json
 from latentsteer.baselines import data_space_ascent
 from latentsteer.blackbox import Strategy, blackbox_search
+from latentsteer.domains.mnist.grids import save_grid
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig
+from latentsteer.domains.mnist.starts import Start, parse_start
+from latentsteer.domains.mnist.tolerances import TOLERANCE, tolerance
 from latentsteer.goalspec import GoalSpec, parse_goal
 from latentsteer.guide import Guide, read_starts
-from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import MEASURES, MorphometryConfig
 from latentsteer.objectives import Goal, Keep
 from latentsteer.oracles import OracleReport, frechet_at_fixed_n, matched_reference, read
-from latentsteer.plots import save_curves, save_grid
+from latentsteer.plots import save_curves
 from latentsteer.random_search import RandomSearch
 from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import (
@@ -70,8 +73,6 @@ from latentsteer.safeguards import (
     Safeguard,
     manifold_scores,
 )
-from latentsteer.starts import Start, parse_start
-from latentsteer.tolerances import TOLERANCE, tolerance
 
 CONFIDENT = 0.9  # a start both judges read alike with at least this probability is "confident"
 
@@ -117,7 +118,7 @@ class ExperimentConfig:
     guide_weight: float = 0.0  # penalty on the guide judge's shortfall on class goals (0 = off)
     trust: float = 2.0  # heads trusted while predicted and measured change differ < trust·tol
     # Per-property tolerance of the oracle success rules, in the property's units; unset
-    # properties take latentsteer.tolerances.TOLERANCE (thickness 0.5 px, slant 0.05 rad...).
+    # properties take the domain's tolerances (MNIST: thickness 0.5 px, slant 0.05 rad...).
     oracle_tol: dict[str, float] = field(default_factory=dict)  # e.g. thickness=0.3 (px)
     record_every: int = 10  # keep every N-th step (round) in trajectory.npz (plus the last)
     budget: int = 300  # gradient-free methods: model calls per sample, the start's included
@@ -388,7 +389,7 @@ def goal_success(
         p0, p1: the goal's head predictions at the start and the end, ``(n,)`` values or
             ``(n, k)`` probabilities.
         first, last: the certifying oracles' readings of the start and the end images.
-        tolerances: per-property tolerance overrides (:mod:`latentsteer.tolerances`).
+        tolerances: per-property tolerance overrides (:mod:`latentsteer.domains.mnist.tolerances`).
         keep_reference: ``(n,)`` the class a ``keep`` goal asked the heads to keep (the
             guide's reading of the start); default the heads' own class at the start.
 

@@ -46,14 +46,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig
+from latentsteer.domains.mnist.tolerances import tolerance
 from latentsteer.goalspec import GoalSpec
-from latentsteer.judge import Judge
 from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import MEASURES, MorphometryConfig
 from latentsteer.objectives import BoundGoal
 from latentsteer.oracles import OracleReport, read
 from latentsteer.readout import Readout
-from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
 
@@ -103,7 +103,7 @@ class Guide:
             ``(1 − margin) · tolerance``).
         trust: the heads are trusted while predicted and measured change of an open-ended
             goal's property differ by at most ``trust`` tolerances.
-        tolerances: per-property tolerance overrides (see :mod:`latentsteer.tolerances`).
+        tolerances: per-property tolerance overrides (the domain's).
         weight: weight of :meth:`penalty` in the ascent's objective (0 = checks only).
         keep_confidence: for ``keep`` on the digit, the guide judge must read the start's
             digit with at least ``min(keep_confidence, its probability at the start)``.

@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from scipy import linalg
 
-from latentsteer.judge import Judge
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig, measure
 from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import MEASURES, MorphometryConfig, measure
 
 
 @dataclass

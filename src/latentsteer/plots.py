@@ -1,4 +1,6 @@
-"""Figures: image grids (torchvision) and charts (matplotlib), written atomically as PNG."""
+"""Charts (matplotlib), written atomically as PNG: curves, scatter plots, confusion matrices.
+
+Domain-free: a domain draws its own samples (e.g. :mod:`latentsteer.domains.mnist.grids`)."""
 
 from __future__ import annotations
 
@@ -10,27 +12,11 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
 
 from latentsteer.atomic import atomic_file  # noqa: E402
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike[str], scale: int = 2) -> None:
-    """Save ``(rows, cols, 28, 28)`` images in [0, 1] as one PNG grid, rows top to bottom.
-
-    ``scale`` enlarges each pixel (nearest neighbour) so the grid is readable in a browser.
-    """
-    rows, cols = images.shape[:2]
-    flat = images.reshape(rows * cols, 1, *images.shape[2:]).float().clamp(0, 1)
-    if scale > 1:
-        flat = flat.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
-    grid = make_grid(flat, nrow=cols, padding=2, pad_value=0.5)
-    with atomic_file(path) as tmp:
-        save_image(grid, tmp, format="png")
-
-
-def _save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -51,7 +37,7 @@ def save_confusion(
                         color="white" if cm[i, j] > cm.max() / 2 else "black")  # fmt: skip
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, label="log(1 + count)")
-    _save_figure(fig, path)
+    save_figure(fig, path)
     return cm
 
 
@@ -66,7 +52,7 @@ def save_scatter(
     ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--", label="y = x")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(loc="upper left")
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def save_curves(
@@ -95,7 +81,7 @@ def save_curves(
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def save_success_curves(
@@ -114,22 +100,4 @@ def save_success_curves(
                ylabel="oracle success", title=task)  # fmt: skip
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _save_figure(fig, path)
-
-
-def save_examples(
-    rows: list[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike[str]
-) -> None:
-    """Example outcomes: per row a method's first samples, start above and end below.
-
-    Args:
-        rows: ``(label, start (k, 28, 28), end (k, 28, 28))`` per method.
-    """
-    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.9 * len(rows)), squeeze=False)
-    for ax, (label, first, last) in zip(axes[:, 0], rows, strict=True):
-        pair = np.concatenate([np.concatenate(list(first), 1), np.concatenate(list(last), 1)], 0)
-        ax.imshow(pair, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([14, 42], ["start", "end"], fontsize=7)
-        ax.set_title(label, fontsize=9, loc="left")
-    _save_figure(fig, path)
+    save_figure(fig, path)

@@ -36,7 +36,7 @@ def steer(
     Args:
         goals: goal strings, e.g. ``["thickness=max", "digit=keep"]`` (see
             :mod:`latentsteer.goalspec`).
-        start: ``random:N``, ``test:A-B`` or a path to images (see :mod:`latentsteer.starts`).
+        start: ``random:N``, ``test:A-B`` or a path to images (see the domain's starts).
         model, judge, certifier: model folders (the pipeline's by default); ``certifier``
             ``None`` grades with the guide judge, and the metrics say so.
         data, labels: MNIST and its label tables (test starts and the realism reference).
@@ -57,8 +57,8 @@ def steer(
     """
     cfg = ExperimentConfig(goals=list(goals), start=start, **settings)
     if context is None:
+        from latentsteer.domains.mnist.steering_context import load_context
         from latentsteer.optimize_config import OptimizeConfig
-        from latentsteer.steering_context import load_context
 
         shared = OptimizeConfig(device=device, workers=workers)
         context = load_context(model, judge, data, labels, shared, certifier_dir=certifier)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from latentsteer.atomic import atomic_file
-from latentsteer.augment import random_shift
+from latentsteer.domains.mnist.augment import random_shift
 from latentsteer.errors import LatentsteerError
 from latentsteer.model import MultiHeadVAE, bernoulli_nll, gaussian_kl
 from latentsteer.modelio import torch_load_safely

@@ -1,6 +1,6 @@
 """Fast Morpho-MNIST measures for batches of images.
 
-:func:`measure` gives the same numbers as :func:`latentsteer.morpho_reference.measure_one`
+:func:`measure` gives the same numbers as :func:`~.morpho_reference.measure_one`
 (Castro et al. 2019's definitions) but is built for tens of thousands of images:
 
 * **Upscaling is two matrix products.** ``pyramid_expand`` is a separable linear filter
@@ -49,13 +49,13 @@ from scipy import ndimage
 from skimage import morphology, transform
 from tqdm.auto import tqdm
 
-from latentsteer.errors import LatentsteerError
-from latentsteer.morpho_reference import (
+from latentsteer.domains.mnist.morpho_reference import (
     MEASURES,
     MEDIAL_AXIS_SEED,
     blank_result,
     skeleton_stats,
 )
+from latentsteer.errors import LatentsteerError
 
 __all__ = ["MEASURES", "MorphometryConfig", "measure", "as_image_batch"]
 
@@ -251,7 +251,7 @@ def _thin_mosaic(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _parallelogram_sizes(
     hires: np.ndarray, shear: np.ndarray, y_mid: np.ndarray, bound_frac: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`latentsteer.morpho_reference.parallelogram_size` over a batch.
+    """Vectorised :func:`~.morpho_reference.parallelogram_size` over a batch.
 
     A pixel counts towards the horizontal CDF at column ``t`` when
     ``x + 0.5 - shear·(y - y_mid) < t``, i.e. for every ``t`` from ``floor(...) + 1`` on; so the

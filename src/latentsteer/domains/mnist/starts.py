@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentsteer.datasets import mnist
-from latentsteer.images import read_images
+from latentsteer.domains.mnist.datasets import mnist
+from latentsteer.domains.mnist.images import read_images
+from latentsteer.domains.mnist.morphometry import as_image_batch
 from latentsteer.model import MultiHeadVAE
-from latentsteer.morphometry import as_image_batch
 
 SPEC_HELP = "random:N, test:A-B (inclusive), or a path to a .npy/.npz array or a PNG folder"
 

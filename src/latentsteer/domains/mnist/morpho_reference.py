@@ -3,11 +3,11 @@
 This is the slow, obviously-correct implementation. It follows Castro et al. (2019) step by
 step with scikit-image and SciPy, one call per image. It exists for two reasons:
 
-* tests check :func:`latentsteer.morphometry.measure` (the fast, batched version) against it;
+* tests check :func:`.morphometry.measure` (the fast, batched version) against it;
 * ``benchmarks/bench_morphometry.py`` times both in the same run.
 
 It is also the fallback the fast path uses for the rare image whose ink touches the border
-(see :mod:`latentsteer.morphometry`).
+(see :mod:`latentsteer.domains.mnist.morphometry`).
 
 Definitions, on an ``(H, W)`` image:
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsteer.judge import Judge
+from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
 from latentsteer.model import MultiHeadVAE, bernoulli_nll, gaussian_kl
-from latentsteer.morphometry import MorphometryConfig, measure
 from latentsteer.train import head_metrics
 
 

@@ -15,18 +15,18 @@ import numpy as np
 import torch
 
 from latentsteer.atomic import atomic_file
-from latentsteer.calibrate import measure_config_of
-from latentsteer.datasets import load_split
+from latentsteer.domains.mnist.calibrate import measure_config_of
+from latentsteer.domains.mnist.datasets import load_split
+from latentsteer.domains.mnist.judge import load_judge
+from latentsteer.domains.mnist.labelled import read_labels
+from latentsteer.domains.mnist.morphometry import MorphometryConfig
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import Context
-from latentsteer.judge import load_judge
-from latentsteer.labelled import read_labels
 from latentsteer.model import MultiHeadVAE, load_model
-from latentsteer.morphometry import MorphometryConfig
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.train import resolve_device
 
-FORMAT = "latentsteer.steering_context/1"
+FORMAT = "latentsteer.domains.mnist.steering_context/1"
 FIX = "re-run `dvc repro context`"
 
 

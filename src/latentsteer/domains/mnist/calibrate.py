@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig, measure
 from latentsteer.errors import LatentsteerError
 from latentsteer.model import FORMAT, MultiHeadVAE
 from latentsteer.modelio import read_model_entry, write_model_folder
-from latentsteer.morphometry import MEASURES, MorphometryConfig, measure
 
 MEASURE_KEY = "measure"  # config.json entry: the MorphometryConfig the heads were fitted to
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from latentsteer.augment import random_shift
+from latentsteer.domains.mnist.augment import random_shift
 from latentsteer.modelio import read_model_folder, write_model_folder
 
 FORMAT = "latentsteer.Judge/1"

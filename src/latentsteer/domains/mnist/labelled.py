@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsteer.datasets import load_split
+from latentsteer.domains.mnist.datasets import load_split
 from latentsteer.errors import DataSourceError
 from latentsteer.model import HeadSpec
 from latentsteer.train import Dataset
