@@ -60,7 +60,7 @@ def bare_loop(train: Dataset, cfg: TrainConfig) -> float:
 def tracked_fit(train: Dataset, val: Dataset, cfg: TrainConfig, work: Path) -> float:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     model = new_model(train)
-    with tracking.start_run("bench", stage="benchmark") as run:
+    with tracking.start_run("bench", stage="benchmark", domain="mnist") as run:
         start = time.perf_counter()
         fit(model, train, val, cfg, checkpoint=work / "last.pt",
             on_epoch=lambda e, m: run.log_metrics(m, step=e), progress=False)  # fmt: skip

@@ -45,7 +45,7 @@ def main(params: dict[str, Any]) -> None:
     images, _ = load_split(RAW, "train")
     x = torch.as_tensor(images[: cfg.posterior], dtype=torch.float32) / 255.0
     tags = {"data_hash": data_hash(RAW), "device": str(device)}
-    with tracking.start_run("calibrate", stage="calibrate", tags=tags) as run:
+    with tracking.start_run("calibrate", stage="calibrate", tags=tags, domain="mnist") as run:
         run.log_params({"calibrate": asdict(cfg), "labels": asdict(measure_cfg)})
         start = time.perf_counter()
         report = calibrate(model, x, cfg, measure_config=measure_cfg)

@@ -78,7 +78,7 @@ def main(params: dict[str, Any]) -> None:
     write_json(m, REPORT)
 
     tags = {"data_hash": data_hash("data/raw", "data/labels")}
-    with tracking.start_run("evaluate", stage="evaluate", tags=tags) as run:
+    with tracking.start_run("evaluate", stage="evaluate", tags=tags, domain="mnist") as run:
         run.log_metrics(m)
         run.log_artifacts(FIGURES, "figures")
         run.log_artifact(REPORT)

@@ -99,7 +99,7 @@ def log_run(
         "start": cfg.start,
         **({"group": group} if group else {}),
     }
-    with tracking.start_run(f"optimize@{name}", stage="optimize", tags=tags) as run:
+    with tracking.start_run(f"optimize@{name}", stage="optimize", tags=tags, domain="mnist") as run:
         run.log_params({"experiment": cfg.as_params(), "optimize": shared.__dict__})
         run.log_metrics(metrics)
         run.log_artifacts(folder, "results")

@@ -37,7 +37,7 @@ def main(params: dict[str, Any]) -> None:
     if CONTEXT.is_file():  # the certifier's features of the realism reference
         with np.load(CONTEXT, allow_pickle=False) as ctx:
             claims += report.realism_findings(entries, ctx["reference_features"])
-    latest = runs.latest_runs("optimize", "experiment")
+    latest = runs.latest_runs("optimize", "experiment", domain="mnist")
     links = {name: ref.link for name, ref in latest.items()}
 
     PLOTS.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def main(params: dict[str, Any]) -> None:
         PLOTS / "examples.png",
     )  # fmt: skip
 
-    with tracking.start_run("report", stage="report") as run:
+    with tracking.start_run("report", stage="report", domain="mnist") as run:
         run.set_tags({f"run.{name}": ref.run_id for name, ref in latest.items()})
         run.set_tags({"mlflow.note.content": (REPORTS / "optimize.md").read_text()[:5000]})
         run.log_metrics(

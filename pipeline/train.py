@@ -78,7 +78,9 @@ def main(params: dict[str, Any]) -> None:
 
     tags = {"data_hash": data_hash(RAW, LABELS), "device": str(device), "nproc": str(info.world)}
     opened = (
-        tracking.start_run("train", stage="train", tags=tags) if info.is_main else nullcontext()
+        tracking.start_run("train", stage="train", tags=tags, domain="mnist")
+        if info.is_main
+        else nullcontext()
     )
     with opened as run:
         if run is not None:

@@ -44,7 +44,7 @@ def main(params: dict[str, Any], name: str) -> None:
     device = resolve_device(cfg.device)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = map(tensors, ("train", "val", "test"))
     tags = {"data_hash": data_hash(RAW)}
-    with tracking.start_run(stage, stage=stage, tags=tags) as run:
+    with tracking.start_run(stage, stage=stage, tags=tags, domain="mnist") as run:
         run.log_params({name: asdict(cfg)})
         start = time.perf_counter()
         judge = train_judge(x_train, y_train, cfg, device)

@@ -63,6 +63,7 @@ def tiny_context(mnist_test: tuple[np.ndarray, np.ndarray], codes: int, referenc
     digits encoded as kNN codes, the next ``reference`` as the realism reference."""
     from latentsteer.domains.mnist.judge import Judge
     from latentsteer.domains.mnist.morphometry import measure
+    from latentsteer.domains.mnist.oracle import DigitOracle
     from latentsteer.experiment import Context
 
     torch.manual_seed(0)
@@ -72,5 +73,12 @@ def tiny_context(mnist_test: tuple[np.ndarray, np.ndarray], codes: int, referenc
     thickness = measure(ref.numpy(), workers=1, progress=False).thickness.to_numpy()
     labels = np.asarray(mnist_test[1][codes : codes + reference])
     return Context(
-        model, Judge().eval(), ref, labels, thickness, model.encode(images[:codes]), None, 1
+        model,
+        DigitOracle(Judge().eval()),
+        ref,
+        labels,
+        thickness,
+        model.encode(images[:codes]),
+        None,
+        1,
     )

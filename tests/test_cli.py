@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -65,6 +66,38 @@ def test_measure_bad_input_one_line(tmp_path, capsys, setup, message):
     assert err.startswith("latentsteer measure: error:") and len(err.splitlines()) == 1
     assert pytest.importorskip("re").search(message, err)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        lambda d: np.save(d / "x.npy", np.array([{"image": 1}, None], dtype=object)),
+        lambda d: np.save(d / "x.npy", {"images": np.zeros((2, 28, 28))}, allow_pickle=True),
+        lambda d: (d / "x.npy").write_bytes(pickle.dumps([np.zeros((28, 28))])),
+        lambda d: np.savez(d / "x.npz", images=np.array([np.zeros(3), None], dtype=object)),
+    ],
+    ids=["object-array", "pickled-dict", "plain-pickle", "npz-object-member"],
+)
+def test_measure_pickled_objects_one_line_no_unsafe_advice(tmp_path, capsys, setup):
+    setup(tmp_path)
+    src = next(tmp_path.iterdir())
+    out = tmp_path / "out.csv"
+    assert main(["measure", str(src), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"latentsteer measure: error: {src} holds Python objects (pickled), not an image array; "
+        "save the images as a numeric array with numpy.save"
+    )
+    assert "allow_pickle" not in err and "trust" not in err  # numpy's advice to unpickle
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [src.name]
+
+
+def test_measure_junk_npy_does_not_mention_pickles(tmp_path, capsys):
+    (tmp_path / "x.npy").write_bytes(b"junk that is neither an array nor a pickle")
+    assert main(["measure", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("x.npy is not a readable .npy file (not in NumPy's .npy or .npz format)")
+    assert "pickle" not in err
 
 
 def test_measure_rejects_bad_output_suffix_before_work(tmp_path, capsys):

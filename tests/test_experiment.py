@@ -138,7 +138,7 @@ def test_data_space_experiment_moves_pixels(ctx, tmp_path):
 def test_verify_puts_predictions_next_to_measurements(ctx):
     cfg = ExperimentConfig(goals=["thickness=max"], start="random:5", steps=2)
     res = run_experiment(cfg, ctx).result
-    v = res.verify(ctx.judge, workers=1)
+    v = res.verify(ctx.oracle, workers=1)
     assert list(v.table.columns) == [
         "predicted_digit", "judge_digit", "judge_confidence",
         "predicted_thickness", "measured_thickness",

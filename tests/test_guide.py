@@ -10,10 +10,12 @@ from conftest import tiny_context, tiny_model
 
 from latentsteer.ascent import StopRule, ascend
 from latentsteer.domains.mnist.judge import Judge
-from latentsteer.domains.mnist.tolerances import tolerance
+from latentsteer.domains.mnist.oracle import DigitOracle
+from latentsteer.domains.mnist.tolerances import TOLERANCE
 from latentsteer.experiment import ExperimentConfig, run_experiment
 from latentsteer.guide import Guide, read_starts
 from latentsteer.objectives import Keep, Maximize, Target
+from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
 
@@ -124,12 +126,12 @@ def test_guide_moves_band_centres_by_the_heads_measured_error(ctx):
     z0 = _z(4, seed=2)
     goal = Target("thickness", 3.0, tol=0.25).bind(model, z0)
     spec = ExperimentConfig(goals=["thickness=3.0"]).specs
-    start = read_starts(model, ctx.judge, z0)
-    guide = Guide(model, ctx.judge, spec, [goal], model.predict, start)
+    start = read_starts(model, ctx.oracle, z0)
+    guide = Guide(model, ctx.oracle, spec, [goal], model.predict, start)
     check = guide(z0, torch.arange(4), z0)
     measured = start.report.measures.thickness.to_numpy()
     predicted = model.predict(z0)["thickness"].detach().numpy()
-    tol = tolerance("thickness")
+    tol = TOLERANCE["thickness"]
     error = np.clip(predicted - measured, -4 * tol, 4 * tol)
     # Ask the heads for 3.0 plus their own error, so the *measured* value lands on 3.0.
     np.testing.assert_allclose(goal.center.numpy(), 3.0 + error, rtol=1e-5)
@@ -145,8 +147,10 @@ def test_class_goal_needs_the_guide_judge_and_the_heads(ctx):
     for judge, expect in ((FixedJudge(4, 0.995), head_digit == 4),
                           (FixedJudge(4, 0.98), torch.zeros(5, dtype=torch.bool)),
                           (FixedJudge(7), torch.zeros(5, dtype=torch.bool))):  # fmt: skip
-        start = read_starts(model, judge, z0)
-        guide = Guide(model, judge, cfg.specs, [goal], model.predict, start, confidence=0.99)
+        start = read_starts(model, DigitOracle(judge), z0)
+        guide = Guide(
+            model, DigitOracle(judge), cfg.specs, [goal], model.predict, start, confidence=0.99
+        )
         check = guide(z0, torch.arange(5), z0)
         assert check.accept.tolist() == expect.tolist()
 
@@ -156,7 +160,11 @@ def test_certifier_that_disagrees_with_the_loop_fails_the_samples(ctx):
     certifier reads 8: the oracle success is 0, and the metrics name both roles."""
     from dataclasses import replace
 
-    guided = replace(ctx, judge=FixedJudge(3), certifier=FixedJudge(8))
+    guided = replace(
+        ctx,
+        oracle=DigitOracle(FixedJudge(3)),
+        certifier=DigitOracle(FixedJudge(8), name="certifier"),
+    )
     cfg = ExperimentConfig(goals=["digit=3"], start="random:6", steps=20, check_every=5)
     out = run_experiment(cfg, guided)
     m = out.metrics
@@ -185,8 +193,8 @@ def test_unverified_goal_is_never_counted_as_oracle_success(mnist_test):
     model.set_target_scaling({"ink": torch.tensor([1.0, 2.0, 3.0])}).__class__  # noqa: B018
     model.eval()
     base = tiny_context(mnist_test, codes=50, reference=50)
-    ctx = Context(model, base.judge, base.reference, base.reference_digit,
-                  base.reference_thickness, model.encode(base.reference), None, 1)  # fmt: skip
+    ctx = Context(model, base.oracle, base.reference, base.reference_label,
+                  base.reference_value, model.encode(base.reference), None, 1)  # fmt: skip
     cfg = ExperimentConfig(goals=["ink=max", "digit=keep"], start="random:4", steps=10)
     m = run_experiment(cfg, ctx).metrics
     assert m["unverified_goals"] == "ink=max"
@@ -201,11 +209,13 @@ def test_a_slipped_digit_raises_the_heads_keep_floor(ctx):
     model = ctx.model
     z0 = _z(4, seed=4)
     cfg = ExperimentConfig(goals=["digit=keep"])
-    start = read_starts(model, FixedJudge(2), z0)  # the judge read every start as a 2
+    start = read_starts(model, DigitOracle(FixedJudge(2)), z0)  # the judge read every start as a 2
     ref = torch.full((4,), 2)
     goal = Keep("digit", confidence=0.9, reference=ref).bind(model, z0)
     before = goal.floor.clone()
-    guide = Guide(model, FixedJudge(5), cfg.specs, [goal], model.predict, start)  # now a 5
+    guide = Guide(
+        model, DigitOracle(FixedJudge(5)), cfg.specs, [goal], model.predict, start
+    )  # now a 5
     check = guide(z0[:2], torch.tensor([1, 3]), z0[:2])
     assert check.broken.tolist() == [True, True] and not check.accept.any()
     expect = before.clone()
@@ -214,12 +224,13 @@ def test_a_slipped_digit_raises_the_heads_keep_floor(ctx):
 
 
 def test_tolerances_are_per_property_in_their_units():
-    assert tolerance("thickness") == 0.5 and tolerance("slant") == 0.05
-    assert tolerance("slant", {"slant": 0.1}) == 0.1
+    assert tolerance("thickness", None, TOLERANCE) == 0.5
+    assert tolerance("slant", None, TOLERANCE) == 0.05
+    assert tolerance("slant", {"slant": 0.1}, TOLERANCE) == 0.1
     with pytest.raises(ValueError, match="no oracle tolerance for 'ink'"):
-        tolerance("ink")
+        tolerance("ink", None, TOLERANCE)
     with pytest.raises(ValueError, match="oracle_tol.slant must be a positive number"):
-        tolerance("slant", {"slant": 0})
+        tolerance("slant", {"slant": 0}, TOLERANCE)
     with pytest.raises(ValueError, match="oracle_tol.colour must be a positive number"):
         ExperimentConfig(oracle_tol={"colour": -1.0})
     with pytest.raises(ValueError, match="oracle_tol must map properties to tolerances"):
@@ -230,9 +241,9 @@ def test_slant_goals_are_graded_in_radians():
     from latentsteer.experiment import goal_tolerance
 
     # ±0.5 would let a slant goal pass 29° off; its own tolerance is 0.05 rad.
-    assert goal_tolerance("slant") == 0.05
-    assert goal_tolerance("thickness", {"thickness": 0.3}) == 0.3
-    assert goal_tolerance("ink") == 0.5  # a label no oracle measures: heads only
+    assert goal_tolerance("slant", None, TOLERANCE) == 0.05
+    assert goal_tolerance("thickness", {"thickness": 0.3}, TOLERANCE) == 0.3
+    assert goal_tolerance("ink", None, TOLERANCE) == 0.5  # a label no oracle measures: heads only
 
 
 def test_gradient_free_search_runs_in_the_same_closed_loop():

@@ -23,6 +23,7 @@ from latentsteer.domains.mnist.calibrate import (
 from latentsteer.domains.mnist.evaluation import evaluate
 from latentsteer.domains.mnist.judge import Judge
 from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
+from latentsteer.domains.mnist.oracle import DigitOracle
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import ExperimentConfig, run_experiment
 from latentsteer.model import load_model, save_model
@@ -44,17 +45,17 @@ def thickness(images: torch.Tensor, cfg: MorphometryConfig | None) -> np.ndarray
 
 def test_read_and_verify_measure_with_the_given_definition(digits):
     judge = Judge().eval()
-    low = oracles.read(digits, judge, workers=1, config=THIN).measures.thickness.to_numpy()
-    high = oracles.read(digits, judge, workers=1, config=THICK).measures.thickness.to_numpy()
+    low = DigitOracle(judge, THIN).read(digits, workers=1).measures.thickness.to_numpy()
+    high = DigitOracle(judge, THICK).read(digits, workers=1).measures.thickness.to_numpy()
     assert (low > high + 0.3).all()  # the two definitions disagree on every digit
     np.testing.assert_array_equal(low, thickness(digits, THIN))
     np.testing.assert_array_equal(high, thickness(digits, THICK))
-    default = oracles.read(digits, judge, workers=1).measures.thickness.to_numpy()
+    default = DigitOracle(judge).read(digits, workers=1).measures.thickness.to_numpy()
     np.testing.assert_array_equal(default, thickness(digits, MorphometryConfig()))
 
     model = tiny_model()
     predicted = {"thickness": torch.zeros(12), "digit": torch.zeros(12, 10)}
-    table = oracles.verify(model, judge, digits, predicted, workers=1, config=THIN).table
+    table = oracles.verify(model, DigitOracle(judge, THIN), digits, predicted, workers=1).table
     np.testing.assert_array_equal(table["measured_thickness"].to_numpy(), low)
 
 
@@ -120,13 +121,15 @@ def test_the_steering_context_takes_the_folder_definition(tmp_path, monkeypatch,
     def load(folder: str, **kwargs):
         return sc.load_context(tmp_path / folder, "judge", "raw", "labels", cfg, **kwargs)
 
-    assert load("cal").measure_config == THIN
-    assert load("plain").measure_config is None
-    assert load("cal", measure_config=THICK).measure_config == THICK  # the caller's wins
+    assert load("cal").oracle.config == THIN
+    assert load("plain").oracle.config is None
+    assert load("cal", measure_config=THICK).oracle.config == THICK  # the caller's wins
+    assert load("cal", certifier_dir="cert").certifier.config == THIN  # both oracles alike
 
 
 def test_an_experiment_is_graded_with_the_context_definition(mnist_test):
-    ctx = dataclasses.replace(tiny_context(mnist_test, codes=20, reference=20), measure_config=THIN)
+    base = tiny_context(mnist_test, codes=20, reference=20)
+    ctx = dataclasses.replace(base, oracle=DigitOracle(base.oracle.judge, THIN))
     cfg = ExperimentConfig(goals=["thickness=max"], start="random:4", steps=2, record_every=1)
     out = run_experiment(cfg, ctx)
     frames = out.images.reshape(-1, 28, 28)  # every frame, measured in one call as the runner does

@@ -66,7 +66,7 @@ def runs(repo) -> dict[str, object]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("latentsteer")
+    experiment = client.get_experiment_by_name("latentsteer-mnist")
     assert experiment is not None, "the pipeline logged no `latentsteer` experiment"
     found = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(found) == {*STAGE_RUNS, *OPTIMIZE_RUNS}, sorted(found)
@@ -144,14 +144,14 @@ def _open_runs_table(page) -> None:
     """Experiments list → the `latentsteer` experiment's runs table (model-training view)."""
     page.goto("/#/experiments")
     page.get_by_text("Model training", exact=True).click()
-    page.get_by_role("link", name="latentsteer", exact=True).click()
+    page.get_by_role("link", name="latentsteer-mnist", exact=True).click()
     page.get_by_role("link", name="optimize@up", exact=True).wait_for()
     _close_assistant(page)
 
 
 def test_experiment_is_listed(page, shot, runs):
     page.goto("/#/experiments")
-    link = page.get_by_role("link", name="latentsteer", exact=True)
+    link = page.get_by_role("link", name="latentsteer-mnist", exact=True)
     link.wait_for()
     assert link.is_visible()
     shot("experiments")

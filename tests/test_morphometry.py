@@ -3,6 +3,9 @@ release, correctness off the training distribution, and defined results at the e
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 
@@ -14,7 +17,12 @@ from scipy import ndimage
 from strokes import arc, segment
 
 from latentsteer import MEASURES, MorphometryConfig, measure
+from latentsteer.domains.mnist import morphometry
 from latentsteer.domains.mnist.morpho_reference import measure_one
+from latentsteer.errors import LatentsteerError
+
+# Enough images for two workers (measure() runs fewer than 512 per worker in-process).
+POOLED = 1100
 
 
 def reference_table(images: np.ndarray) -> pd.DataFrame:
@@ -134,11 +142,20 @@ def test_stroke_touching_border_uses_exact_definition():
     assert np.isfinite(fast.thickness)
 
 
-def test_result_does_not_depend_on_worker_count(mnist_test):
-    images = mnist_test[0][:1100]
-    one = measure(images, workers=1)
-    two = measure(images, workers=2)
-    pd.testing.assert_frame_equal(one, two)
+@pytest.fixture(scope="module")
+def pooled_images(mnist_test) -> np.ndarray:
+    return mnist_test[0][:POOLED]
+
+
+@pytest.fixture(scope="module")
+def measured_in_process(pooled_images) -> pd.DataFrame:
+    return measure(pooled_images, workers=1)
+
+
+def test_result_does_not_depend_on_worker_count(pooled_images, measured_in_process):
+    assert morphometry._worker_count(2, len(pooled_images)) == 2  # the pool really runs
+    two = measure(pooled_images, workers=2)
+    pd.testing.assert_frame_equal(measured_in_process, two, check_exact=True)  # rows in order
 
 
 def test_float_torch_and_uint8_inputs_agree(mnist_test):
@@ -197,16 +214,52 @@ def test_bad_worker_count_is_rejected():
         measure(np.zeros((1, 28, 28), np.uint8), workers=0)
 
 
-def test_unguarded_script_fails_clearly_instead_of_hanging(tmp_path, mnist_test):
-    np.save(tmp_path / "x.npy", mnist_test[0][:1100])
-    script = tmp_path / "unguarded.py"
-    script.write_text(
-        "import numpy as np\nfrom latentsteer import measure\n"
-        f"measure(np.load({str(tmp_path / 'x.npy')!r}), workers=2)\n"
+def _pooled_script(data: str, out: str) -> str:
+    """A plain user script, with no ``if __name__ == "__main__":`` guard, measuring on 2 workers."""
+    return (
+        "import numpy as np\n"
+        "from latentsteer import measure\n"
+        "from latentsteer.domains.mnist.morphometry import _worker_count\n"
+        f"images = np.load({data!r})\n"
+        "assert _worker_count(2, len(images)) == 2\n"
+        "table = measure(images, workers=2, progress=False)\n"
+        f"np.save({out!r}, table.to_numpy())\n"
+        "print('rows', len(table), 'thickness[:3]', table.thickness.to_numpy()[:3].tolist())\n"
     )
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_workers_need_no_main_guard(tmp_path, how, pooled_images, measured_in_process):
+    """Like scikit-learn's n_jobs: a plain script, or one piped to ``python -``, just works."""
+    np.save(tmp_path / "x.npy", pooled_images)
+    script = _pooled_script(str(tmp_path / "x.npy"), str(tmp_path / "out.npy"))
+    if how == "file":
+        (tmp_path / "unguarded.py").write_text(script)
+        cmd, stdin = [sys.executable, str(tmp_path / "unguarded.py")], None
+    else:
+        cmd, stdin = [sys.executable, "-"], script
     proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        cmd, input=stdin, capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
-    assert proc.returncode != 0
-    assert "worker processes died while starting" in proc.stderr
-    assert "if __name__ == '__main__':" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    expected = measured_in_process.thickness.to_numpy()[:3].tolist()
+    assert proc.stdout.strip() == f"rows {POOLED} thickness[:3] {expected}"
+    got = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(got, measured_in_process.to_numpy())  # bit for bit, in order
+
+
+def test_dead_worker_is_one_clear_error(monkeypatch):
+    """A worker killed mid-run (say by the OOM killer) is reported, not a 'start-up' failure."""
+
+    def die_in_worker(images, cfg):
+        if multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return np.zeros((len(images), len(MEASURES)))
+
+    monkeypatch.setattr(morphometry, "_measure_chunk", die_in_worker)
+    with pytest.raises(LatentsteerError) as info:
+        measure(np.zeros((POOLED, 28, 28), np.uint8), workers=2, progress=False)
+    message = str(info.value)
+    assert "a measuring worker process died" in message and "fewer workers" in message
+    assert "SIGKILL" in message and "while starting" not in message
+    assert len(message.splitlines()) == 1

@@ -9,8 +9,9 @@ from conftest import tiny_model
 
 from latentsteer import oracles
 from latentsteer.baselines import data_space_ascent
+from latentsteer.domains.mnist.domain import MNIST
 from latentsteer.domains.mnist.judge import Judge
-from latentsteer.domains.mnist.starts import parse_start
+from latentsteer.domains.mnist.oracle import DigitOracle, read
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Keep, Maximize
 
@@ -36,21 +37,21 @@ def test_frechet_distance_properties():
 def test_read_measures_and_judges(mnist_test):
     torch.manual_seed(0)
     x = torch.as_tensor(mnist_test[0][:8], dtype=torch.float32) / 255
-    report = oracles.read(x, Judge().eval(), workers=1)
-    assert len(report.measures) == 8 and report.digit.shape == (8,)
+    report = read(x, Judge().eval(), workers=1)
+    assert len(report.measures) == 8 and report.label.shape == (8,)
     np.testing.assert_allclose(report.probabilities.sum(1), 1.0, rtol=1e-5)
     assert np.all(report.confidence == report.probabilities.max(1))
-    assert oracles.realism(x, x, Judge().eval()) == pytest.approx(0.0, abs=1e-3)
+    assert oracles.realism(x, x, DigitOracle(Judge().eval())) == pytest.approx(0.0, abs=1e-3)
 
 
 def test_start_specs(model, tmp_path, mnist_test):
-    rand = parse_start("random:5", model, seed=1)
+    rand = MNIST.parse_start("random:5", model, seed=1)
     assert rand.z.shape == (5, 4) and rand.images is None
     torch.testing.assert_close(rand.z, model.sample_prior(5, seed=1))
-    test = parse_start("test:3-6", model)
+    test = MNIST.parse_start("test:3-6", model)
     assert test.z.shape == (4, 4) and test.labels.tolist() == mnist_test[1][3:7].tolist()
     np.save(tmp_path / "mine.npy", mnist_test[0][:2])
-    mine = parse_start(str(tmp_path / "mine.npy"), model)
+    mine = MNIST.parse_start(str(tmp_path / "mine.npy"), model)
     torch.testing.assert_close(mine.images, torch.as_tensor(mnist_test[0][:2] / 255.0).float())
 
 
@@ -65,7 +66,7 @@ def test_start_specs(model, tmp_path, mnist_test):
 )
 def test_bad_start_specs(model, spec, message):
     with pytest.raises(ValueError, match=message):
-        parse_start(spec, model)
+        MNIST.parse_start(spec, model)
 
 
 def test_data_space_ascent_moves_pixels_within_range(model, mnist_test):

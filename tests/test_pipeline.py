@@ -120,7 +120,7 @@ def test_runs_are_tracked_in_mlflow(tiny_repo):
 
     dvc("repro", cwd=tiny_repo)
     client = MlflowClient(tracking_uri=f"sqlite:///{tiny_repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("latentsteer")
+    exp = client.get_experiment_by_name("latentsteer-mnist")
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags["stage"] for r in runs}
     stages_expected = {"train_judge", "train_certifier", "train", "evaluate", "calibrate",
@@ -266,7 +266,7 @@ def _optimize_runs(repo: Path) -> int:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("latentsteer")
+    exp = client.get_experiment_by_name("latentsteer-mnist")
     return len(client.search_runs([exp.experiment_id], "tags.stage = 'optimize'"))
 
 

@@ -29,10 +29,10 @@ def test_round_trip_gives_the_features_the_context_computes(ctx, tmp_path):
     np.testing.assert_array_equal(stored["train_codes"], ctx.train_codes.numpy())
     # A context built with the stored features equals one that computes them itself.
     again = Context(
-        ctx.model, ctx.judge, ctx.reference, ctx.reference_digit, ctx.reference_thickness,
+        ctx.model, ctx.oracle, ctx.reference, ctx.reference_label, ctx.reference_value,
         torch.as_tensor(stored["train_codes"]), None, 1, stored["reference_features"],
     )  # fmt: skip
-    assert np.array_equal(again.reference_features, ctx.judge.embed(ctx.reference).numpy())
+    assert np.array_equal(again.reference_features, ctx.oracle.embed(ctx.reference).numpy())
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 

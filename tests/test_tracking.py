@@ -20,7 +20,9 @@ def test_run_records_params_metrics_tags_and_artifacts(store, tmp_path):
     art = tmp_path / "art"
     art.mkdir()
     (art / "note.txt").write_text("hello")
-    with tracking.start_run("train", stage="train", tags={"data_hash": "abc"}) as run:
+    with tracking.start_run(
+        "train", stage="train", tags={"data_hash": "abc"}, domain="mnist"
+    ) as run:
         run.log_params({"train": {"lr": 0.002, "epochs": 3}, "model": {"heads": [1, 2]}})
         run.log_metrics({"val_recon": 10.0}, step=1)
         run.log_metrics({"val_recon": 8.0, "note": "skipped"}, step=2)
@@ -39,7 +41,7 @@ def test_run_records_params_metrics_tags_and_artifacts(store, tmp_path):
 def test_failed_block_marks_run_failed(store):
     from mlflow.tracking import MlflowClient
 
-    with pytest.raises(RuntimeError), tracking.start_run("x", stage="train") as run:
+    with pytest.raises(RuntimeError), tracking.start_run("x", stage="train", domain="mnist") as run:
         raise RuntimeError("boom")
     assert MlflowClient(tracking_uri=store).get_run(run.run_id).info.status == "FAILED"
 

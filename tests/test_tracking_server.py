@@ -80,7 +80,9 @@ def test_start_run_logs_to_the_server(remote, tmp_path, monkeypatch):
     (work / "note.txt").write_text("hello server\n")
 
     assert tracking.tracking_uri() == remote.url
-    with tracking.start_run("probe", stage="train", tags={"data_hash": "abc"}) as run:
+    with tracking.start_run(
+        "probe", stage="train", tags={"data_hash": "abc"}, domain="mnist"
+    ) as run:
         run.log_params({"train": {"lr": 0.002}})
         run.log_metrics({"loss": 3.0}, step=0)
         run.log_metrics({"loss": 2.5, "skipped": "text"}, step=1)
@@ -90,7 +92,7 @@ def test_start_run_logs_to_the_server(remote, tmp_path, monkeypatch):
     client = remote.client()
     got = client.get_run(run.run_id)
     assert got.info.run_name == "probe" and got.info.status == "FINISHED"
-    assert client.get_experiment(got.info.experiment_id).name == tracking.EXPERIMENT
+    assert client.get_experiment(got.info.experiment_id).name == tracking.experiment_name("mnist")
     assert got.data.tags["stage"] == "train" and got.data.tags["data_hash"] == "abc"
     assert got.data.tags["git_commit"] == sha
     assert got.data.params == {"train.lr": "0.002"}
@@ -139,7 +141,7 @@ def test_pipeline_stage_logs_to_the_server(remote, tmp_path):
 
 def _run_ids(server: Server) -> set[str]:
     client = server.client()
-    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    experiment = client.get_experiment_by_name(tracking.experiment_name("mnist"))
     if experiment is None:
         return set()
     return {r.info.run_id for r in client.search_runs([experiment.experiment_id])}

@@ -14,6 +14,7 @@ _LAZY = {
     "mnist": "latentsteer.domains.mnist.datasets",
     "MultiHeadVAE": "latentsteer.model",
     "load_model": "latentsteer.model",
+    "register": "latentsteer.registry",
     "MEASURES": "latentsteer.domains.mnist.morphometry",
     "MorphometryConfig": "latentsteer.domains.mnist.morphometry",
     "measure": "latentsteer.domains.mnist.morphometry",
@@ -24,12 +25,26 @@ __all__ = ["ConfigError", "DataSourceError", "LatentsteerError", *_LAZY]
 __version__ = "0.1.0"
 
 
+# Submodules by their short names, loaded on first use: `latentsteer.datasets.mnist(...)`
+# after a plain `import latentsteer`, as for the engine's own modules (`latentsteer.report`).
+_SUBMODULES = {
+    "datasets": "latentsteer.domains.mnist.datasets",
+    "morphometry": "latentsteer.domains.mnist.morphometry",
+}
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'latentsteer' has no attribute {name!r}")
+    elif name in _SUBMODULES:
+        value = importlib.import_module(_SUBMODULES[name])
+    else:
+        try:
+            value = importlib.import_module(f"latentsteer.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'latentsteer' has no attribute {name!r}") from None
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__() -> list[str]:

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from latentsteer.domains.mnist.judge import Judge
+from latentsteer.domain import Oracle
 from latentsteer.guide import Guide
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import BoundGoal, Goal, all_satisfied, combine
@@ -98,35 +98,36 @@ class SteerResult:
 
     @property
     def images(self) -> torch.Tensor:
-        """``(T+1, n, 28, 28)`` the decoded path, in [0, 1] (computed once, on demand)."""
+        """``(T+1, n, *sample_shape)`` the decoded path (computed once, on demand)."""
         if self._images is None:
             self._images = self.images_at(range(len(self.z)))
         return self._images
 
     def images_at(self, steps: Sequence[int]) -> torch.Tensor:
-        """``(len(steps), n, 28, 28)`` the decoded path at the given steps only."""
+        """``(len(steps), n, *sample_shape)`` the decoded path at the given steps only."""
         if self._images is not None:
             return self._images[list(steps)]
         with torch.no_grad():
             z = self.z[list(steps)]
             flat = z.reshape(-1, z.shape[-1]).to(self.model.device)
             parts = [self.model.decode(b).cpu() for b in flat.split(4096)]
-        return torch.cat(parts).reshape(*z.shape[:2], 28, 28)
+        decoded = torch.cat(parts)  # (len(steps) · n, *sample_shape)
+        return decoded.reshape(*z.shape[:2], *decoded.shape[1:])
 
     @property
     def final_images(self) -> torch.Tensor:
-        """``(n, 28, 28)`` the decoded final codes."""
+        """``(n, *sample_shape)`` the decoded final codes."""
         return self.images[-1]
 
-    def verify(self, judge: Judge, workers: int | None = None) -> Verification:
-        """Measure the final samples with the oracles, next to the heads' predictions.
+    def verify(self, oracle: Oracle, workers: int | None = None) -> Verification:
+        """Measure the final samples with the domain's oracle, next to the heads' predictions.
 
         Returns:
             A :class:`~latentsteer.oracles.Verification`; its ``summary()`` gives the
             predicted-vs-measured gap per head.
         """
         final = {k: v[-1] for k, v in self.predicted.items()}
-        return verify(self.model, judge, self.final_images, final, workers=workers)
+        return verify(self.model, oracle, self.final_images, final, workers=workers)
 
 
 class PathRecord:

@@ -33,7 +33,7 @@ def data_space_ascent(
 
     Args:
         model: trained model.
-        images: ``(n, 28, 28)`` start images in [0, 1].
+        images: ``(n, *sample_shape)`` start samples (MNIST: images in [0, 1]).
         goals: the same declared goals latent steering takes (bound at the encoded start).
         steps: Adam steps on the pixels.
         lr: pixel step size.
@@ -46,7 +46,7 @@ def data_space_ascent(
     if steps < 1 or not lr > 0:
         raise ValueError("steps must be a positive integer and lr positive")
     model.eval()
-    x0 = model._as_images(images)
+    x0 = model.as_samples(images)
     with torch.no_grad():
         z0 = model.posterior(x0)[0]
     read = make_readout(model, readout)

@@ -14,20 +14,16 @@ from latentsteer.errors import LatentsteerError, run_reporting
 
 def _cmd_measure(args: argparse.Namespace) -> None:
     from latentsteer.atomic import write_table
-    from latentsteer.domains.mnist.images import read_images
-    from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
+    from latentsteer.registry import get_domain
 
     out_suffix = os.path.splitext(args.out)[1].lower()
     if out_suffix not in (".csv", ".parquet"):  # fail before the slow part
         raise LatentsteerError(f"--out must end in .csv or .parquet; got {args.out!r}")
-    images, names = read_images(args.input)
-    cfg = MorphometryConfig(threshold=args.threshold, scale=args.scale, bound_frac=args.bound_frac)
-    table = measure(images, workers=args.workers, config=cfg)
-    table.insert(0, "index", range(len(table)))
-    if names is not None:
-        table.insert(1, "file", names)
+    domain = get_domain(args.domain)
+    options = {"threshold": args.threshold, "scale": args.scale, "bound_frac": args.bound_frac}
+    table = domain.measure_file(args.input, workers=args.workers, options=options)
     write_table(table, args.out)
-    print(f"measured {len(table)} images -> {args.out}")
+    print(f"measured {len(table)} samples -> {args.out}")
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -35,7 +31,6 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
     import torch
 
-    from latentsteer.domains.mnist.grids import save_grid
     from latentsteer.model import load_model
 
     if args.n < 1:
@@ -46,47 +41,72 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     cols = math.ceil(math.sqrt(args.n))
     rows = math.ceil(args.n / cols)
     with torch.no_grad():
-        images = model.decode(model.sample_prior(args.n, seed=args.seed)).cpu()  # (n, 28, 28)
-    blank = torch.zeros(rows * cols - args.n, 28, 28)  # fill the grid's last row
-    save_grid(torch.cat([images, blank]).reshape(rows, cols, 28, 28), args.out)
-    print(f"sampled {args.n} digits from the prior (seed {args.seed}) -> {args.out}")
+        samples = model.decode(model.sample_prior(args.n, seed=args.seed)).cpu()  # (n, ...)
+    blank = torch.zeros(rows * cols - args.n, *samples.shape[1:])  # fill the last row
+    grid = torch.cat([samples, blank]).reshape(rows, cols, *samples.shape[1:])
+    model.domain.save_grid(grid, args.out)
+    print(f"sampled {args.n} from the prior of a {model.domain.name} model (seed {args.seed}) "
+          f"-> {args.out}")  # fmt: skip
 
 
 def _cmd_steer(args: argparse.Namespace) -> None:
     from latentsteer.experiment import summary_line
+    from latentsteer.registry import domain_of
     from latentsteer.request import steer
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():  # fail before the slow part, and write nothing
         raise LatentsteerError(f"--out {args.out} is an existing file; give a folder")
+    domain = domain_of(args.model)
+    sources = {}
+    for name in domain.sources:  # the flags given; "none" switches a source off
+        value = getattr(args, f"source_{name}", None)
+        if value is not None:
+            sources[name] = None if value.lower() == "none" else value
     outcome = steer(
-        args.goal, args.start, model=args.model, judge=args.judge,
-        certifier=None if args.certifier.lower() == "none" else args.certifier,
-        data=args.data, labels=args.labels, out=out, device=args.device,
-        workers=args.workers, **given(args, args.config_fields),
+        args.goal, args.start, model=args.model, out=out, device=args.device,
+        workers=args.workers, **sources, **given(args, args.config_fields),
     )  # fmt: skip
     print(f"steered {', '.join(args.goal)}: {summary_line(outcome.metrics)} -> {args.out}")
+
+
+def _add_source_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per source a known domain's context reads (``--judge``, ``--data``, ...)."""
+    from latentsteer.registry import get_domain, names
+
+    seen: dict[str, list[str]] = {}
+    for name in names():
+        for key, default in get_domain(name).sources.items():
+            seen.setdefault(key, []).append(f"{name}: {default}")
+    for key, defaults in seen.items():
+        parser.add_argument(
+            f"--{key}", dest=f"source_{key}", default=None,
+            help=f"the domain's {key} (default {'; '.join(defaults)}; none: off)",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsteer",
-        description="Latent-space steering of a multi-head VAE on MNIST, oracle-verified.",
+        description="Latent-space steering of a multi-head VAE, oracle-verified.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser(
         "measure",
-        help="Morpho-MNIST measures of your own images",
-        description="Measure area, length, thickness, slant, width and height of each image "
-        "(one row per image, in input order).",
+        help="the domain's oracle measures of your own samples (MNIST: Morpho-MNIST)",
+        description="Measure each sample of a file with the domain's oracle, one row per "
+        "sample in input order. MNIST: area, length, thickness, slant, width and height of "
+        "each image of a .npy/.npz array or a folder of PNGs.",
     )
+    m.add_argument("--domain", default="mnist", help="the kind of data (default: mnist)")
     m.add_argument("input", help=".npy/.npz array (n, H, W) or a folder of PNGs")
     m.add_argument("--out", required=True, help="output table, .csv or .parquet")
     m.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    m.add_argument("--threshold", type=float, default=0.5, help="relative binarisation level")
-    m.add_argument("--scale", type=int, default=4, help="upscaling factor")
-    m.add_argument("--bound-frac", type=float, default=0.02, help="mass dropped by the box")
+    # Options of MNIST's measures (the domain validates them; others ignore them).
+    m.add_argument("--threshold", type=float, default=0.5, help="MNIST: binarisation level")
+    m.add_argument("--scale", type=int, default=4, help="MNIST: upscaling factor")
+    m.add_argument("--bound-frac", type=float, default=0.02, help="MNIST: mass the box drops")
     m.set_defaults(func=_cmd_measure)
 
     s = sub.add_parser("sample", help="decode prior draws of a trained model into a PNG grid")
@@ -97,7 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sample)
 
     from latentsteer.config_flags import add_config_flags
-    from latentsteer.domains.mnist.starts import SPEC_HELP
     from latentsteer.experiment import ExperimentConfig
     from latentsteer.goalspec import SYNTAX
 
@@ -105,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "steer",
         help="steer codes towards goals and verify the results with the oracles",
         description="Run one steering experiment outside the pipeline. Writes trajectory.npz, "
-        "grid.png, curves.png and metrics.json to --out, as the optimize stages do. The oracles "
+        "grid.png, curves.png and metrics.json to --out, as the optimize stages do. The model "
+        "folder names its domain, which reads starts and supplies the oracles. MNIST's oracles "
         "measure with the Morpho-MNIST settings the model folder records (the calibrate stage "
         "writes the labels stage's threshold, scale, bound_frac and chunk_size into its "
         "config.json: the definition the heads were fitted to); a folder that records none is "
@@ -113,20 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--goal", action="append", required=True,
                    help=f"a goal, repeatable ({SYNTAX})")  # fmt: skip
-    t.add_argument("--start", default="random:256", help=f"where to start: {SPEC_HELP}")
+    t.add_argument("--start", default="random:256",
+                   help="where to start: random:N, or what the model's domain reads "
+                   "(MNIST: test:A-B, or a .npy/.npz array or a PNG folder)")  # fmt: skip
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument(
         "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
     )
-    t.add_argument("--judge", default="models/judge",
-                   help="guide judge, read inside the loop (default: models/judge)")  # fmt: skip
-    t.add_argument("--data", default="data/raw", help="MNIST folder for test: starts and realism")
-    t.add_argument("--labels", default="data/labels", help="label tables (realism reference)")
-    t.add_argument(
-        "--certifier", default="models/certifier",
-        help="judge the loop never sees, which grades the results (default: models/certifier; "
-        "none grades with --judge, and the metrics say so)",
-    )  # fmt: skip
+    _add_source_flags(t)
     # Every other setting of an experiment entry, generated from ExperimentConfig.
     t.set_defaults(config_fields=add_config_flags(t, ExperimentConfig, skip=("goals", "start")))
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -136,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (errors print one line to stderr)."""
+    """Entry point; returns the exit code.
+
+    User errors print one line to stderr and return 1; bugs raise with their traceback (the
+    rule is in :mod:`latentsteer.errors`).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     return run_reporting(f"latentsteer {args.command}", lambda: args.func(args))

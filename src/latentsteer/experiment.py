@@ -5,7 +5,8 @@ An experiment is an entry under ``experiments:`` in ``params.yaml`` (or the flag
 safeguards. :func:`run_experiment` runs it and measures the outcome with the independent
 oracles; :func:`write_results` writes the files both the DVC stage and the CLI produce:
 
-* ``trajectory.npz`` — ``images`` float32 ``(F, n, 28, 28)`` in [0, 1], ``z`` ``(F, n, d)``,
+* ``trajectory.npz`` — ``images`` float32 ``(F, n, *sample_shape)`` (the decoded samples;
+  MNIST: 28×28 in [0, 1]), ``z`` ``(F, n, d)``,
   ``step`` ``(F,)`` (which optimiser step each frame is; every ``record_every``-th step plus
   the last), ``predicted_<head>`` per frame; per sample ``stop_step``, ``stop_reason``,
   ``model_calls``, and ``success`` / ``predicted_success`` (every goal, by the oracles / the
@@ -16,21 +17,25 @@ oracles; :func:`write_results` writes the files both the DVC stage and the CLI p
 * ``metrics.json`` — oracle success, measured change, predicted-vs-measured gap, realism,
   diversity, manifold scores, stop reasons, model calls and wall time.
 
-Realism is the Fréchet distance in the judge's features to real test digits, twice: to the
-whole reference set (``realism_*``), and to the real digits matched to each sample on the
-judge's class and the measured thickness (``realism_matched_*``), which does not count
-"these are all thick 3s" as unrealism. Each is reported for the start and the end.
+Everything specific to the data comes from the model's domain (:mod:`latentsteer.domain`):
+how starts are read, the oracles, the tolerances and how samples are drawn. Realism is the
+Fréchet distance in the certifying judge's features to real test samples, twice: to the
+whole reference set (``realism_*``), and to the real samples matched to each sample on the
+judge's class and the domain's ``match_on`` measure (``realism_matched_*``; MNIST: the
+thickness), which does not count "these are all thick 3s" as unrealism. Each is reported
+for the start and the end.
 
-Success is always judged by the oracles (Morpho-MNIST measures of the decoded image and the
-independent judge), goal by goal, with ``oracle_tol`` pixels of slack for regression goals:
+Success is always judged by the certifying oracle (MNIST: Morpho-MNIST measures of the
+decoded image and the certifier judge), goal by goal, with the domain's per-property
+tolerance (``oracle_tol`` overrides it) for regression goals:
 
 =================  =============================================================
 ``prop=max|min``    the measured value moved that way
-``prop=+D|-D``      the measured change is at least ``|D| - min(oracle_tol, |D|/2)``
-``prop=V``          the measured value is within ``oracle_tol`` of ``V``
-``prop=keep``       the measured value moved by at most ``oracle_tol``
-``digit=K``         the judge reads ``K``
-``digit=keep``      the judge reads the start's digit (the true label for test images)
+``prop=+D|-D``      the measured change is within the tolerance of ``D``
+``prop=V``          the measured value is within the tolerance of ``V``
+``prop=keep``       the measured value moved by at most the tolerance
+``class=K``         the judge reads ``K`` (MNIST: ``digit=K``)
+``class=keep``      the judge reads the start's class (the true label for test samples)
 =================  =============================================================
 
 The same rules applied to the heads' own readout give the *predicted* success, so the two
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,16 +58,12 @@ from latentsteer.ascent import SteerResult, StopRule, ascend
 from latentsteer.atomic import atomic_file, write_json
 from latentsteer.baselines import data_space_ascent
 from latentsteer.blackbox import Strategy, blackbox_search
-from latentsteer.domains.mnist.grids import save_grid
-from latentsteer.domains.mnist.judge import Judge
-from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig
-from latentsteer.domains.mnist.starts import Start, parse_start
-from latentsteer.domains.mnist.tolerances import TOLERANCE, tolerance
+from latentsteer.domain import Oracle, OracleReport, Start
 from latentsteer.goalspec import GoalSpec, parse_goal
 from latentsteer.guide import Guide, read_starts
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Goal, Keep
-from latentsteer.oracles import OracleReport, frechet_at_fixed_n, matched_reference, read
+from latentsteer.oracles import frechet_at_fixed_n, matched_reference
 from latentsteer.plots import save_curves
 from latentsteer.random_search import RandomSearch
 from latentsteer.readout import readout as make_readout
@@ -73,6 +75,7 @@ from latentsteer.safeguards import (
     Safeguard,
     manifold_scores,
 )
+from latentsteer.tolerances import tolerance
 
 CONFIDENT = 0.9  # a start both judges read alike with at least this probability is "confident"
 
@@ -96,7 +99,9 @@ class ExperimentConfig:
     optimizer: Literal["adam", "sgd"] = "adam"
     readout: Literal["code", "cycle", "mixed"] = "mixed"  # how heads read a code (readout.py)
     penalty: float = 10.0  # weight of the penalty on broken constraints (keep goals)
-    tol: float = 0.25  # band of target/keep goals on the heads (property units)
+    # Band of target/keep goals on the heads, in the property's units; null = half the
+    # oracle's tolerance of that property (MNIST thickness: 0.25 px).
+    tol: float | None = None
     confidence: float = 0.9  # probability class goals ask of the head
     prior: float = 0.05  # prior penalty weight (0 = off)
     radius: float | None = None  # trust region ||z|| <= radius (null = off)
@@ -135,7 +140,9 @@ class ExperimentConfig:
                     "guide_patience"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer; got {getattr(self, key)!r}")
-        for key in ("lr", "tol", "sigma", "box", "trust"):
+        if self.tol is not None and not self.tol > 0:
+            raise ValueError(f"tol must be positive or null; got {self.tol!r}")
+        for key in ("lr", "sigma", "box", "trust"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be positive; got {getattr(self, key)!r}")
         for key in ("penalty", "prior", "knn", "cycle", "proximity", "guide_weight"):
@@ -170,45 +177,43 @@ class Context:
     """What every experiment reads besides its own settings.
 
     Attributes:
-        model: the trained VAE.
-        judge: the guide judge: a digit classifier the closed loop reads (guide.py).
-        reference: ``(m, 28, 28)`` real test digits for the realism score.
-        reference_digit: ``(m,)`` their labels.
-        reference_thickness: ``(m,)`` their measured thickness.
-        train_codes: ``(k, d)`` encoded training digits, for the kNN safeguard and scores.
-        data_root: where ``test:A-B`` starts read MNIST from.
-        workers: processes for the Morpho-MNIST measures.
-        reference_features: ``(m, 128)`` the certifier's features of ``reference``;
+        model: the trained VAE (its domain reads starts and draws samples).
+        oracle: the in-loop oracle the closed loop reads (:mod:`latentsteer.guide`); MNIST:
+            the measures and the guide judge.
+        reference: ``(m, *sample_shape)`` real test samples for the realism score.
+        reference_label: ``(m,)`` their classes (the oracle's class column).
+        reference_value: ``(m,)`` their ``match_on`` measure (the domain's), or NaN.
+        train_codes: ``(k, d)`` encoded training samples, for the kNN safeguard and scores.
+        data_root: where the domain reads test starts from.
+        workers: processes for the oracles' measures.
+        reference_features: ``(m, f)`` the certifier's features of ``reference``;
             computed here when not given.
-        certifier: a second digit classifier the loop never sees: it certifies class goals
-            and gives the realism features. ``None`` uses ``judge`` (then a guided run's
-            class goals are graded by a judge that steered them, and metrics say so).
+        certifier: an oracle whose judge the loop never sees: it certifies class goals and
+            gives the realism features. ``None`` uses ``oracle`` (then a guided run's class
+            goals are graded by a judge that steered them, and metrics say so).
     """
 
     model: MultiHeadVAE
-    judge: Judge
+    oracle: Oracle
     reference: torch.Tensor
-    reference_digit: np.ndarray
-    reference_thickness: np.ndarray
+    reference_label: np.ndarray
+    reference_value: np.ndarray
     train_codes: torch.Tensor
     data_root: str | Path | None = None
     workers: int | None = None
     reference_features: np.ndarray | None = field(default=None, repr=False)
-    certifier: Judge | None = None
-    # How the oracles measure: the definition the heads were fitted to (the labels stage's,
-    # recorded in the calibrated model folder). None = MorphometryConfig's defaults.
-    measure_config: MorphometryConfig | None = None
+    certifier: Oracle | None = None
 
     def __post_init__(self) -> None:
         # The certifier's features of the reference, computed once for every realism score
-        # unless the `context` stage already did (see steering_context.py).
+        # unless the `context` stage already did (see the domain's steering context).
         if self.reference_features is None:
             self.reference_features = self.grader.embed(self.reference).cpu().numpy()
 
     @property
-    def grader(self) -> Judge:
-        """The judge that certifies results: the certifier, else the guide judge."""
-        return self.certifier if self.certifier is not None else self.judge
+    def grader(self) -> Oracle:
+        """The oracle that certifies results: the certifier, else the in-loop oracle."""
+        return self.certifier if self.certifier is not None else self.oracle
 
 
 @dataclass
@@ -219,7 +224,7 @@ class Outcome:
     start: Start
     result: SteerResult
     frames: np.ndarray  # (F,) recorded steps
-    images: torch.Tensor  # (F, n, 28, 28) the decoded path at those steps
+    images: torch.Tensor  # (F, n, *sample_shape) the decoded path at those steps
     frame_reports: list[OracleReport]  # oracle readings of every recorded frame
     metrics: dict[str, float | int | str]
     per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, ...; (n, f) features
@@ -243,8 +248,11 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
         ValueError: a goal the model cannot take, a bad start spec, and the like.
     """
     model = ctx.model
-    start = parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
-    goals: list = [s.goal(model, tol=cfg.tol, confidence=cfg.confidence) for s in cfg.specs]
+    start = model.domain.parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
+    goals: list = [
+        s.goal(model, tol=heads_band(cfg, model, s.prop), confidence=cfg.confidence)
+        for s in cfg.specs
+    ]
     guards = safeguards(cfg, ctx)
     keep_reference, guide = None, None
     if cfg.guide and cfg.method != "data_space":
@@ -277,21 +285,15 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
     # Every safeguard's score at the end, anchored at the start, whether it was on or not.
     result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
-    images = result.images_at(frames.tolist())  # (F, n, 28, 28)
-    flat = images.reshape(-1, 28, 28)
-    one = read(flat, ctx.grader, workers=ctx.workers, config=ctx.measure_config)  # one pool
+    images = result.images_at(frames.tolist())  # (F, n, *sample_shape)
+    flat = images.reshape(-1, *images.shape[2:])
+    one = ctx.grader.read(flat, workers=ctx.workers)  # one pool for every frame
     n = images.shape[1]
-    reports = [
-        OracleReport(
-            one.measures.iloc[i * n : (i + 1) * n].reset_index(drop=True),
-            one.digit[i * n : (i + 1) * n],
-            one.confidence[i * n : (i + 1) * n],
-            one.probabilities[i * n : (i + 1) * n],
-        )  # fmt: skip
-        for i in range(len(frames))
-    ]
-    guide_first = ctx.judge.probabilities(images[0]).cpu().numpy()  # (n, 10)
-    guide_digit = ctx.judge.probabilities(images[-1]).argmax(1).cpu().numpy()  # (n,)
+    reports = [one.rows(i * n, (i + 1) * n) for i in range(len(frames))]
+    guide_first, guide_digit = None, None  # what the in-loop judge read (none: no judge)
+    if ctx.oracle.class_column is not None:
+        guide_first = ctx.oracle.probabilities(images[0]).cpu().numpy()  # (n, k)
+        guide_digit = ctx.oracle.probabilities(images[-1]).argmax(1).cpu().numpy()  # (n,)
     metrics, per_sample = assess(
         cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1],
         keep_reference=keep_reference, guide_digit=guide_digit, guide_first=guide_first,
@@ -305,29 +307,43 @@ def closed_loop(
 ) -> tuple[Guide, list]:
     """The guide of a latent experiment, and its goals bound for it.
 
-    ``keep`` goals on the digit keep what the guide judge reads in the decoded start (the
-    true label for test digits), not the head's reading, which is wrong for about one
-    confident prior draw in eight. Band goals are bound here so the guide can move their
-    centres.
+    ``keep`` goals on the judge's class keep what the guide judge reads in the decoded start
+    (the true label for test samples), not the head's reading, which is wrong for about one
+    confident MNIST prior draw in eight. Band goals are bound here so the guide can move
+    their centres.
     """
     model = ctx.model
     z0 = start.z.to(model.device)
-    reading = read_starts(model, ctx.judge, z0, start.labels, ctx.measure_config)
+    reading = read_starts(model, ctx.oracle, z0, start.labels)
     ref = torch.as_tensor(reading.reference, device=z0.device)
+
+    def judged_class(head: str) -> bool:
+        spec = model.head_spec(head)
+        return spec.kind == "class" and spec.column == ctx.oracle.class_column
+
     declared = [
         Keep(g.head, g.tol, g.confidence, g.weight, g.constraint, reference=ref)
-        if isinstance(g, Keep) and model.head_spec(g.head).kind == "class" else g
+        if isinstance(g, Keep) and judged_class(g.head) else g
         for g in goals
     ]  # fmt: skip
     read_heads = make_readout(model, cfg.readout)
     bound = [g.bind(model, z0, read_heads) for g in declared]
     guide = Guide(
-        model, ctx.judge, cfg.specs, bound, read_heads, reading,
-        config=ctx.measure_config, confidence=cfg.guide_confidence,
+        model, ctx.oracle, cfg.specs, bound, read_heads, reading,
+        confidence=cfg.guide_confidence,
         trust=cfg.trust, tolerances=cfg.oracle_tol, weight=cfg.guide_weight,
         keep_confidence=cfg.confidence,
     )  # fmt: skip
     return guide, bound
+
+
+def heads_band(cfg: ExperimentConfig, model: MultiHeadVAE, prop: str) -> float:
+    """How near its target the heads must read a band goal on ``prop``: ``cfg.tol``, else
+    half the oracle's tolerance, so the heads aim well inside what the oracle accepts."""
+    if cfg.tol is not None:
+        return cfg.tol
+    column = model.head_spec(prop).column
+    return 0.5 * goal_tolerance(column, cfg.oracle_tol, model.domain.tolerances)
 
 
 def search_strategy(cfg: ExperimentConfig, start: torch.Tensor) -> Strategy:
@@ -365,11 +381,12 @@ def recorded_steps(last: int, every: int) -> np.ndarray:
 
 
 def _oracle_value(spec: GoalSpec, model: MultiHeadVAE, report: OracleReport) -> np.ndarray | None:
-    """The oracle's reading of the goal's property: measure, or the judge's digit."""
+    """The oracle's reading of the goal's property: a measure, or the judge's class."""
     head = model.head_spec(spec.prop)
     if head.kind == "regression":
-        return report.measures[head.column].to_numpy() if head.column in MEASURES else None
-    return report.digit if head.column == "digit" else None
+        columns = report.measures.columns
+        return report.measures[head.column].to_numpy() if head.column in columns else None
+    return report.label if head.column == report.class_column else None
 
 
 def goal_success(
@@ -389,7 +406,7 @@ def goal_success(
         p0, p1: the goal's head predictions at the start and the end, ``(n,)`` values or
             ``(n, k)`` probabilities.
         first, last: the certifying oracles' readings of the start and the end images.
-        tolerances: per-property tolerance overrides (:mod:`latentsteer.domains.mnist.tolerances`).
+        tolerances: per-property tolerance overrides of the domain's table.
         keep_reference: ``(n,)`` the class a ``keep`` goal asked the heads to keep (the
             guide's reading of the start); default the heads' own class at the start.
 
@@ -400,7 +417,7 @@ def goal_success(
     measured0, measured1 = _oracle_value(spec, model, first), _oracle_value(spec, model, last)
     head = model.head_spec(spec.prop)
     if head.kind == "regression":
-        tol = goal_tolerance(head.column, tolerances)
+        tol = goal_tolerance(head.column, tolerances, model.domain.tolerances)
         good_pred = _success(spec, p0.numpy(), p1.numpy(), tol)
         if measured0 is None:
             return None, good_pred
@@ -410,7 +427,7 @@ def goal_success(
         good_pred = c1 == (c0 if keep_reference is None else keep_reference)
         if measured0 is None:
             return None, good_pred
-        # The start's digit is the truth for real images, else what the certifier saw.
+        # The start's class is the truth for real samples, else what the certifier saw.
         ref = start.labels if start.labels is not None else measured0
         return measured1 == ref, good_pred
     good_pred = c1 == int(spec.value)  # type: ignore[arg-type]
@@ -419,14 +436,22 @@ def goal_success(
     return measured1 == int(spec.value), good_pred  # type: ignore[arg-type]
 
 
-def goal_tolerance(column: str, overrides: dict[str, float] | None = None) -> float:
+def goal_tolerance(
+    column: str,
+    overrides: dict[str, float] | None = None,
+    table: Mapping[str, float] | None = None,
+) -> float:
     """The success tolerance of a regression goal on label ``column``, in its units.
+
+    Args:
+        overrides: the experiment's ``oracle_tol``.
+        table: the domain's tolerances.
 
     A column no oracle measures (a head on the user's own label) has no table entry; its
     goals are unverified anyway, and the heads' success uses an override or 0.5.
     """
-    if column in TOLERANCE or column in (overrides or {}):
-        return tolerance(column, overrides)
+    if column in (table or {}) or column in (overrides or {}):
+        return tolerance(column, overrides, table)
     return 0.5
 
 
@@ -500,10 +525,10 @@ def assess(
     Args:
         first, last: the certifying oracles' readings (measures and the certifier).
         keep_reference: see :func:`goal_success`.
-        guide_first: ``(n, 10)`` the guide judge's probabilities for the start images: a
-            start is *confident* when both judges read it as the same digit with at least
+        guide_first: ``(n, k)`` the guide judge's probabilities for the start samples: a
+            start is *confident* when both judges read it as the same class with at least
             ``CONFIDENT`` (with one judge, when ``None``).
-        guide_digit: ``(n,)`` the guide judge's reading of the final images, for
+        guide_digit: ``(n,)`` the guide judge's reading of the final samples, for
             ``guide_success_rate`` (what the in-loop oracles believed).
 
     Returns:
@@ -517,13 +542,13 @@ def assess(
     m: dict[str, float | int | str | None] = {"n": n, "method": cfg.method, "start": cfg.start}
     # Which oracles steered or stopped the samples, and which graded them: never the same
     # learned model in both roles.
-    m["in_loop_oracles"] = "measures, judge" if guided else "none"
-    m["certified_by"] = "measures, " + ("certifier" if ctx.certifier is not None else "judge")
-    # Confident: no oracle doubts which digit the start is. Where two independent judges
+    m["in_loop_oracles"] = ctx.oracle.describe if guided else "none"
+    m["certified_by"] = ctx.grader.describe
+    # Confident: no oracle doubts which class the start is. Where two independent judges
     # read a drawing differently, "keep the digit" has no single answer to check against.
     confident = first.confidence >= CONFIDENT
     if guide_first is not None:
-        confident &= (guide_first.max(1) >= CONFIDENT) & (guide_first.argmax(1) == first.digit)
+        confident &= (guide_first.max(1) >= CONFIDENT) & (guide_first.argmax(1) == first.label)
     m["ambiguous_starts"] = int((~confident).sum())
     ok_oracle = np.ones(n, dtype=bool)
     ok_pred = np.ones(n, dtype=bool)
@@ -553,14 +578,16 @@ def assess(
                 m[f"{key}_abs_gap"] = float(np.nanmean(np.abs(p1 - measured1)))
                 if spec.kind in ("change", "number"):
                     # Per sample: measured within tolerance of what was asked.
-                    m[f"{key}_tol"] = goal_tolerance(head.column, cfg.oracle_tol)
+                    m[f"{key}_tol"] = goal_tolerance(
+                        head.column, cfg.oracle_tol, model.domain.tolerances
+                    )
                     m[f"{key}_within_tol"] = float(good.mean())  # type: ignore[union-attr]
         else:
             if spec.kind == "keep" and measured0 is not None:
                 ref = start.labels if start.labels is not None else measured0
                 m[f"{key}_judge_start_correct"] = float((measured0 == ref).mean())
             m[f"{key}_judge_confidence_end"] = float(last.confidence.mean())
-            if guide_digit is not None and head.column == "digit":
+            if guide_digit is not None and head.column == ctx.oracle.class_column:
                 if spec.kind == "keep":
                     want = keep_reference if keep_reference is not None else (
                         start.labels if start.labels is not None else measured0)  # fmt: skip
@@ -590,14 +617,15 @@ def assess(
     ref = ctx.reference_features
     assert ref is not None  # set by Context.__post_init__
     features: dict[str, np.ndarray] = {}  # the certifier's features of the starts and ends
+    match_on = model.domain.match_on
     for when, x, report in (("start", first_images, first), ("end", last_images, last)):
         feats = ctx.grader.embed(x).cpu().numpy()
         features[when] = feats.astype(np.float32)
         # At a fixed sample size (oracles.FRECHET_N), so tasks of any n compare.
         m[f"realism_{when}"] = frechet_at_fixed_n(feats, ref, seed=cfg.seed)
+        values = report.measures[match_on].to_numpy() if match_on else np.full(n, np.nan)
         idx = matched_reference(
-            report.digit, report.measures.thickness.to_numpy(),
-            ctx.reference_digit, ctx.reference_thickness,
+            report.label, values, ctx.reference_label, ctx.reference_value
         )  # fmt: skip
         m[f"realism_matched_{when}"] = frechet_at_fixed_n(
             feats, ref[idx], seed=cfg.seed, paired=True
@@ -677,8 +705,8 @@ def write_results(outcome: Outcome, folder: str | Path, rows: int = 8, cols: int
     shown = min(rows, outcome.images.shape[1])
     picks = np.linspace(0, len(frames) - 1, min(cols, len(frames))).round().astype(int)
     picks = np.unique(picks)  # evenly spread recorded steps, first and last included
-    grid = outcome.images[picks][:, :shown].transpose(0, 1)  # (rows, cols, 28, 28)
-    save_grid(grid, folder / "grid.png")
+    grid = outcome.images[picks][:, :shown].transpose(0, 1)  # (rows, cols, *sample_shape)
+    outcome.result.model.domain.save_grid(grid, folder / "grid.png")
 
     save_curves(curves(outcome), folder / "curves.png", title=_title(outcome))
     write_json(outcome.metrics, folder / "metrics.json")
@@ -706,7 +734,7 @@ def curves(outcome: Outcome) -> dict[str, dict[str, np.ndarray]]:
         entry: dict[str, np.ndarray] = {"step": frames}
         if head.kind == "regression":
             entry["predicted"], entry["predicted_sd"] = _mean_sd(pred.numpy())
-            if head.column in MEASURES:
+            if head.column in reports[0].measures.columns:
                 measured = np.stack([r.measures[head.column].to_numpy() for r in reports])
                 entry["measured"], entry["measured_sd"] = _mean_sd(measured)
         else:
@@ -716,10 +744,10 @@ def curves(outcome: Outcome) -> dict[str, dict[str, np.ndarray]]:
                 k = np.full(pred.shape[1], int(spec.value))  # type: ignore[arg-type]
             picked = np.take_along_axis(pred.numpy(), k[None, :, None], axis=2)[..., 0]
             entry["predicted"], entry["predicted_sd"] = _mean_sd(picked)
-            if head.column == "digit":
+            if head.column == reports[0].class_column:
                 if spec.kind == "keep":  # the digit the oracle keeps to (as in assess)
                     labels = outcome.start.labels
-                    k = labels if labels is not None else reports[0].digit
+                    k = labels if labels is not None else reports[0].label
                 judged = np.stack([r.probabilities[np.arange(len(k)), k] for r in reports])
                 entry["measured"], entry["measured_sd"] = _mean_sd(judged)
         out[spec.text] = entry

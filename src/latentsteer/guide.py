@@ -4,8 +4,8 @@ The heads are a model of the oracles, and gradient ascent is good at finding whe
 is wrong: predictions rise while the measured property does not, or the digit drifts while
 the head still reads the old one. So every few steps the ascent (:func:`ascend` with a
 ``guide``) decodes the codes still moving and hands them to a :class:`Guide`, which reads
-them with the *in-loop* oracles — the Morpho-MNIST measures and the guide judge — and says
-per sample:
+them with the domain's *in-loop* oracle (:class:`~latentsteer.domain.Oracle`; for MNIST the
+Morpho-MNIST measures and the guide judge) and says per sample:
 
 * **accept** — every goal holds as those oracles read the frame, and the heads agree with
   them on every class goal. A ``digit=K`` goal holds when the judge reads K (with at least
@@ -46,14 +46,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latentsteer.domains.mnist.judge import Judge
-from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig
-from latentsteer.domains.mnist.tolerances import tolerance
+from latentsteer.domain import Oracle, OracleReport
 from latentsteer.goalspec import GoalSpec
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import BoundGoal
-from latentsteer.oracles import OracleReport, read
 from latentsteer.readout import Readout
+from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
 
@@ -62,8 +60,8 @@ class StartReading:
     """What the in-loop oracles read in the decoded starts.
 
     Attributes:
-        report: the oracles' reading of the ``n`` decoded start images.
-        reference: ``(n,)`` the digit ``keep`` goals keep: the true label where known (test
+        report: the oracle's reading of the ``n`` decoded starts.
+        reference: ``(n,)`` the class ``keep`` goals keep: the true label where known (test
             digits), else the guide judge's reading of the decoded start.
     """
 
@@ -73,16 +71,15 @@ class StartReading:
 
 def read_starts(
     model: MultiHeadVAE,
-    judge: Judge,
+    oracle: Oracle,
     z0: torch.Tensor,
     labels: np.ndarray | None = None,
-    config: MorphometryConfig | None = None,
 ) -> StartReading:
-    """Decode the start codes ``z0 (n, d)`` and read them with the in-loop oracles."""
+    """Decode the start codes ``z0 (n, d)`` and read them with the in-loop oracle."""
     with torch.no_grad():
-        images = model.decode(z0.to(model.device)).cpu()  # (n, 28, 28)
-    report = read(images, judge, workers=1, config=config)
-    reference = report.digit if labels is None else np.asarray(labels)
+        samples = model.decode(z0.to(model.device)).cpu()  # (n, *sample_shape)
+    report = oracle.read(samples, workers=1)
+    reference = report.label if labels is None else np.asarray(labels)
     return StartReading(report, reference.astype(np.int64))
 
 
@@ -91,19 +88,18 @@ class Guide:
 
     Args:
         model: the VAE whose codes are steered.
-        judge: the guide judge (in the loop; it must not certify the results).
+        oracle: the in-loop oracle (its judge must not certify the results).
         specs: the parsed goals, in the order of ``goals``.
         goals: the same goals bound to ``model`` and the starts; band goals' centres are
             moved in place.
         readout: how the heads read a code (as in the ascent).
         start: :func:`read_starts` of the starts.
-        config: how the measures are taken (the labels' definition).
         confidence: probability the guide judge must give a class goal's class.
         margin: share of a band goal's tolerance kept free (it must hold inside
             ``(1 − margin) · tolerance``).
         trust: the heads are trusted while predicted and measured change of an open-ended
             goal's property differ by at most ``trust`` tolerances.
-        tolerances: per-property tolerance overrides (the domain's).
+        tolerances: per-property tolerance overrides of the domain's table.
         weight: weight of :meth:`penalty` in the ascent's objective (0 = checks only).
         keep_confidence: for ``keep`` on the digit, the guide judge must read the start's
             digit with at least ``min(keep_confidence, its probability at the start)``.
@@ -114,12 +110,11 @@ class Guide:
     def __init__(
         self,
         model: MultiHeadVAE,
-        judge: Judge,
+        oracle: Oracle,
         specs: list[GoalSpec],
         goals: list[BoundGoal],
         readout: Readout,
         start: StartReading,
-        config: MorphometryConfig | None = None,
         confidence: float = 0.5,
         margin: float = 0.1,
         trust: float = 2.0,
@@ -135,9 +130,9 @@ class Guide:
             raise ValueError(f"guide margin must be in [0, 1); got {margin!r}")
         if not trust > 0:
             raise ValueError(f"guide trust must be positive; got {trust!r}")
-        self.model, self.judge, self.read = model, judge, readout
+        self.model, self.oracle, self.read = model, oracle, readout
         self.specs, self.goals, self.start = specs, goals, start
-        self.config, self.confidence, self.margin, self.trust = config, confidence, margin, trust
+        self.confidence, self.margin, self.trust = confidence, margin, trust
         self.tolerances = tolerances
         self.keep_confidence = keep_confidence
         self.calls = 0
@@ -146,7 +141,7 @@ class Guide:
         n = len(start.reference)
         for spec in specs:
             head = model.head_spec(spec.prop)
-            if head.kind != "class" or head.column != "digit":
+            if head.kind != "class" or head.column != oracle.class_column:
                 continue
             if spec.kind == "keep":
                 k = start.reference
@@ -170,8 +165,8 @@ class Guide:
         """
         if not self.classes or not self.weight:
             return torch.zeros(len(z), device=z.device)
-        images = self.model.decode(z)  # (n, 28, 28)
-        logp = self.judge(images).log_softmax(1)  # (n, 10)
+        samples = self.model.decode(z)  # (n, *sample_shape)
+        logp = self.oracle.log_probabilities(samples)  # (n, k)
         total = torch.zeros(len(z), device=z.device)
         for k, floor in self.classes:
             short = (floor.log() - logp.gather(1, k[:, None]).squeeze(1)).clamp_min(0)
@@ -192,16 +187,16 @@ class Guide:
         """Whether an in-loop oracle reads this goal's property."""
         head = self.model.head_spec(spec.prop)
         if head.kind == "regression":
-            return head.column in MEASURES
-        return head.column == "digit"
+            return head.column in self.oracle.measures
+        return head.column == self.oracle.class_column
 
     def __call__(self, z: torch.Tensor, idx: torch.Tensor, z0: torch.Tensor) -> Check:
         """Read the frames ``z (m, d)`` of samples ``idx (m,)`` that started at ``z0 (m, d)``."""
         with torch.no_grad():
-            images = self.model.decode(z).cpu()  # (m, 28, 28)
+            samples = self.model.decode(z).cpu()  # (m, *sample_shape)
             pred = {k: v.cpu() for k, v in self.read(z).items()}
             pred0 = {k: v.cpu() for k, v in self.read(z0).items()}
-        report = read(images, self.judge, workers=1, config=self.config)
+        report = self.oracle.read(samples, workers=1)
         self.calls += len(z)
         rows = idx.cpu().numpy()
         m = len(z)
@@ -222,7 +217,7 @@ class Guide:
                     k = np.full(m, int(spec.value))  # type: ignore[arg-type]
                     floor = np.full(m, self.confidence)
                 judged = report.probabilities[np.arange(m), k]
-                holds = (report.digit == k) & (judged >= floor)
+                holds = (report.label == k) & (judged >= floor)
                 if spec.kind != "keep":
                     # A class goal keeps improving as the judge reads it more surely: the
                     # best accepted frame is the one it reads most confidently.
@@ -238,7 +233,7 @@ class Guide:
                         slipped = slipped.to(goal.floor.device)
                         goal.floor[slipped] = 1 - (1 - goal.floor[slipped]).clamp_min(1e-3) / 4
                 continue
-            tol = tolerance(head.column, self.tolerances)
+            tol = tolerance(head.column, self.tolerances, self.model.domain.tolerances)
             measured = report.measures[head.column].to_numpy()
             measured0 = self.start.report.measures[head.column].to_numpy()[rows]
             accept &= np.isfinite(measured)

@@ -1,13 +1,17 @@
-"""MultiHeadVAE: a convolutional VAE for 28×28 grey images with property heads on its code.
+"""MultiHeadVAE: a VAE of any domain's data with property heads on its code.
+
+The domain (:mod:`latentsteer.domain`) supplies the encoder, the decoder and the
+reconstruction likelihood; everything else here is shared: the heads, the code, the
+prior, the target scaling, validation of codes, and the model folder.
 
 The heads read the latent code ``z``. During training each head's loss is averaged over
 two codes: the *sampled* code ``z = mu + sigma * eps`` and the posterior mean ``mu``.
 Steering later moves codes through the latent space and decodes wherever it lands, so a
 head must be right across each posterior's spread, the very region the decoder is trained
 to decode; the sample teaches that. The mean term keeps the predictions at encoded codes
-sharp (with samples alone the digit head stalls near 98.8% on validation, because the
-noise blurs neighbouring classes). At evaluation and in :meth:`MultiHeadVAE.predict` the
-caller passes whatever code it holds (``encode`` returns posterior means).
+sharp (with samples alone the MNIST digit head stalls near 98.8% on validation, because
+the noise blurs neighbouring classes). At evaluation and in :meth:`MultiHeadVAE.predict`
+the caller passes whatever code it holds (``encode`` returns posterior means).
 
 Regression targets are standardised inside the model (mean and std of the training column,
 stored as buffers), so losses are on comparable scales; :meth:`predict` returns original
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentsteer.modelio import read_model_folder, write_model_folder
+from latentsteer.registry import get_domain
 
 FORMAT = "latentsteer.MultiHeadVAE/1"
 
@@ -66,12 +71,16 @@ class ModelConfig:
     """Architecture (mirrors ``params.yaml: model``)."""
 
     latent_dim: int = 16  # size of the code z
-    channels: int = 32  # channels of the first conv layer; the second has twice as many
-    hidden: int = 256  # width of the dense layer between convs and code
+    channels: int = 32  # conv channels of the first layer (image domains); the second: twice
+    hidden: int = 256  # width of the dense layer next to the code (encoder and decoder)
     head_hidden: int = 128  # width of each head's hidden layer
     heads: tuple[HeadSpec, ...] = field(default_factory=default_heads)
+    # The kind of data (latentsteer.registry): it builds the encoder and decoder from the
+    # sizes above. Folders written before domains existed hold MNIST models.
+    domain: str = "mnist"
 
     def __post_init__(self) -> None:
+        get_domain(self.domain)  # a known domain, or one line listing them
         for key in ("latent_dim", "channels", "hidden", "head_hidden"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -86,7 +95,7 @@ class VAEOutput:
     """What a forward pass returns.
 
     Attributes:
-        logits: ``(B, 28, 28)`` decoder logits (Bernoulli means after a sigmoid).
+        logits: ``(B, *sample_shape)`` decoder logits (the domain turns them into samples).
         mu, logvar: ``(B, d)`` posterior parameters.
         z: ``(B, d)`` the code the heads read (a sample in training, ``mu`` in eval mode).
         heads: head name → raw output: ``(B, k)`` logits or ``(B,)`` standardised value.
@@ -100,25 +109,15 @@ class VAEOutput:
 
 
 class MultiHeadVAE(nn.Module):
-    """Conv VAE with property heads. See the module docstring for design choices."""
+    """VAE with property heads. See the module docstring for design choices."""
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or ModelConfig()
-        c, d = cfg.channels, cfg.latent_dim
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c, 4, 2, 1), nn.SiLU(),  # (B, c, 14, 14)
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.SiLU(),  # (B, 2c, 7, 7)
-            nn.Flatten(), nn.Linear(2 * c * 49, cfg.hidden), nn.SiLU(),
-            nn.Linear(cfg.hidden, 2 * d),
-        )  # fmt: skip
-        self.decoder = nn.Sequential(
-            nn.Linear(d, cfg.hidden), nn.SiLU(),
-            nn.Linear(cfg.hidden, 2 * c * 49), nn.SiLU(),
-            nn.Unflatten(1, (2 * c, 7, 7)),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.SiLU(),  # (B, c, 14, 14)
-            nn.ConvTranspose2d(c, 1, 4, 2, 1),  # (B, 1, 28, 28)
-        )  # fmt: skip
+        d = cfg.latent_dim
+        self.domain = get_domain(cfg.domain)
+        # Encoder first, then decoder, then heads: the order weights are drawn in.
+        self.encoder, self.decoder = self.domain.networks(cfg)
         self.heads = nn.ModuleDict(
             {
                 h.name: nn.Sequential(
@@ -171,14 +170,14 @@ class MultiHeadVAE(nn.Module):
         return self.config.heads[self._head_index(name)]
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, 28, 28)`` → ``(mu (B, d), logvar (B, d))``."""
-        stats = self.encoder(x.unsqueeze(1))  # (B, 2d)
+        """``x (B, *sample_shape)`` → ``(mu (B, d), logvar (B, d))``."""
+        stats = self.encoder(x)  # (B, 2d)
         mu, logvar = stats.chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
 
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """``z (B, d)`` → ``(B, 28, 28)`` logits."""
-        return self.decoder(z).squeeze(1)
+        """``z (B, d)`` → ``(B, *sample_shape)`` logits."""
+        return self.decoder(z)
 
     def head_outputs(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw head outputs: ``(B, k)`` logits or ``(B,)`` standardised values."""
@@ -192,22 +191,17 @@ class MultiHeadVAE(nn.Module):
         """Encode, sample (in training mode; ``mu`` in eval mode), decode and run the heads.
 
         Args:
-            x: ``(B, 28, 28)`` in [0, 1].
+            x: ``(B, *sample_shape)`` samples.
         """
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return VAEOutput(self.decode_logits(z), mu, logvar, z, self.head_outputs(z))
 
     # ------------------------------------------------------------------ public contract
-    def _as_images(self, images: object) -> torch.Tensor:
-        x = torch.as_tensor(images, dtype=torch.float32, device=self.device)
-        if x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise ValueError(f"images must have shape (n, 28, 28); got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError("images contain NaN or infinite values")
-        if x.numel() and (x.min() < -1e-4 or x.max() > 1 + 1e-4):
-            raise ValueError("images must lie in [0, 1] (divide 0-255 data by 255)")
-        return x.clamp(0.0, 1.0)
+    def as_samples(self, samples: object) -> torch.Tensor:
+        """Validate user samples ``(n, *sample_shape)`` (the domain's rules) on this device."""
+        x = torch.as_tensor(samples, dtype=torch.float32, device=self.device)
+        return self.domain.check_samples(x)
 
     def _as_codes(self, z: object) -> torch.Tensor:
         t = torch.as_tensor(z, dtype=torch.float32, device=self.device)
@@ -218,9 +212,9 @@ class MultiHeadVAE(nn.Module):
         return t
 
     @torch.no_grad()
-    def encode(self, images: object, batch_size: int = 1024) -> torch.Tensor:
-        """Posterior means of ``(n, 28, 28)`` images in [0, 1] → ``(n, d)``."""
-        x = self._as_images(images)
+    def encode(self, samples: object, batch_size: int = 1024) -> torch.Tensor:
+        """Posterior means of samples ``(n, *sample_shape)`` → ``(n, d)``."""
+        x = self.as_samples(samples)
         return (
             torch.cat([self.posterior(b)[0] for b in x.split(batch_size)])
             if len(x)
@@ -228,8 +222,8 @@ class MultiHeadVAE(nn.Module):
         )
 
     def decode(self, z: object) -> torch.Tensor:
-        """Codes ``(n, d)`` → images ``(n, 28, 28)`` in [0, 1] (differentiable)."""
-        return torch.sigmoid(self.decode_logits(self._as_codes(z)))
+        """Codes ``(n, d)`` → samples ``(n, *sample_shape)`` (differentiable)."""
+        return self.domain.to_samples(self.decode_logits(self._as_codes(z)))
 
     def predict(self, z: object) -> dict[str, torch.Tensor]:
         """Head predictions at codes ``(n, d)`` (differentiable).
@@ -286,5 +280,5 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Bernoulli negative log-likelihood of grey images, per sample: ``(B,)`` nats."""
+    """Bernoulli negative log-likelihood of values in [0, 1], per sample: ``(B,)`` nats."""
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)

@@ -1,10 +1,10 @@
-"""Independent oracles: what a decoded image really is, never what the model says it is.
+"""What the oracles' readings say, for any domain: never what the model says a sample is.
 
-* Morpho-MNIST measures of the image (:func:`latentsteer.measure`).
-* The judge's digit and confidence (a separately trained data-space CNN).
-* Realism: the Fréchet distance between the judge's penultimate features of a set of images
-  and those of real test digits (as FID does with Inception features). Lower is more
-  realistic; a set of real digits scores near 0.
+A domain's :class:`~latentsteer.domain.Oracle` measures and judges decoded samples; this
+module compares those readings with the heads (:func:`verify`) and scores realism: the
+Fréchet distance between the judge's penultimate features of a set of samples and those of
+real data (as FID does with Inception features). Lower is more realistic; a set of real
+samples scores near 0.
 """
 
 from __future__ import annotations
@@ -17,51 +17,8 @@ import pandas as pd
 import torch
 from scipy import linalg
 
-from latentsteer.domains.mnist.judge import Judge
-from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig, measure
+from latentsteer.domain import Oracle, OracleReport
 from latentsteer.model import MultiHeadVAE
-
-
-@dataclass
-class OracleReport:
-    """Oracle readings of ``n`` images.
-
-    Attributes:
-        measures: ``n`` rows of Morpho-MNIST measures.
-        digit: ``(n,)`` the judge's digit.
-        confidence: ``(n,)`` the judge's probability of that digit.
-        probabilities: ``(n, 10)`` the judge's class probabilities.
-    """
-
-    measures: pd.DataFrame
-    digit: np.ndarray
-    confidence: np.ndarray
-    probabilities: np.ndarray
-
-
-# Spawned measure workers re-import the caller's main module; next to torch that takes
-# seconds, more than measuring a few thousand images in this process.
-IN_PROCESS_BELOW = 3000
-
-
-def read(
-    images: torch.Tensor,
-    judge: Judge,
-    workers: int | None = None,
-    config: MorphometryConfig | None = None,
-) -> OracleReport:
-    """Measure and judge ``(n, 28, 28)`` images in [0, 1].
-
-    ``workers=None`` measures batches under ``IN_PROCESS_BELOW`` images in this process and
-    larger ones on every core. ``config`` must be the definition the heads were fitted to
-    (the ``labels`` stage's); ``None`` means :class:`MorphometryConfig`'s defaults.
-    """
-    x = images.detach().float().cpu().clamp(0, 1)
-    probs = judge.probabilities(x).cpu().numpy()
-    if workers is None and len(x) < IN_PROCESS_BELOW:
-        workers = 1
-    table = measure(x.numpy(), workers=workers, config=config, progress=False)
-    return OracleReport(table, probs.argmax(1), probs.max(1), probs)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,43 +69,44 @@ def frechet_at_fixed_n(
 
 
 def matched_reference(
-    digit: np.ndarray, thickness: np.ndarray, ref_digit: np.ndarray, ref_thickness: np.ndarray
+    label: np.ndarray, value: np.ndarray, ref_label: np.ndarray, ref_value: np.ndarray
 ) -> np.ndarray:
-    """For each sample, a real digit of the same class with the nearest thickness.
+    """For each sample, a real one of the same class with the nearest value of one measure.
 
-    Steering changes *what* a set of digits is (all 3s, all thick); the plain realism score
-    counts that change as unrealism. Comparing with real digits matched on class and
-    thickness asks only whether they look like real digits *of that kind*. Each real digit
-    is used once while its class has unused ones left, so a set of samples is compared with
-    as varied a set of real digits as the reference allows (repeats would shrink the
-    reference's spread and inflate the distance).
+    Steering changes *what* a set of samples is (all 3s, all thick); the plain realism score
+    counts that change as unrealism. Comparing with real samples matched on class and the
+    steered measure (MNIST: the judge's digit and the thickness) asks only whether they look
+    like real samples *of that kind*. Each real sample is used once while its class has
+    unused ones left, so a set of samples is compared with as varied a set of real ones as
+    the reference allows (repeats would shrink the reference's spread and inflate the
+    distance).
 
     Args:
-        digit: ``(n,)`` the judge's class of each sample.
-        thickness: ``(n,)`` each sample's measured thickness (NaN matches any).
-        ref_digit, ref_thickness: ``(m,)`` the same for the real reference digits.
+        label: ``(n,)`` the judge's class of each sample.
+        value: ``(n,)`` each sample's measured value (NaN matches any).
+        ref_label, ref_value: ``(m,)`` the same for the real reference samples.
 
     Returns:
         ``(n,)`` indices into the reference.
     """
-    out = np.empty(len(digit), dtype=np.int64)
-    used = np.zeros(len(ref_digit), dtype=bool)
-    for i, (d, t) in enumerate(zip(digit, thickness, strict=True)):
-        pool = np.flatnonzero(ref_digit == d)
+    out = np.empty(len(label), dtype=np.int64)
+    used = np.zeros(len(ref_label), dtype=bool)
+    for i, (d, t) in enumerate(zip(label, value, strict=True)):
+        pool = np.flatnonzero(ref_label == d)
         if len(pool) == 0:
-            pool = np.arange(len(ref_digit))
+            pool = np.arange(len(ref_label))
         if not used[pool].all():
             pool = pool[~used[pool]]
-        gap = np.abs(ref_thickness[pool] - t) if np.isfinite(t) else np.zeros(len(pool))
+        gap = np.abs(ref_value[pool] - t) if np.isfinite(t) else np.zeros(len(pool))
         out[i] = pool[np.argmin(gap)]
         used[out[i]] = True
     return out
 
 
-def realism(images: torch.Tensor, reference: torch.Tensor, judge: Judge) -> float:
-    """Fréchet distance in the judge's feature space from ``images`` to real ``reference``."""
-    feats = judge.embed(images.detach().float().cpu()).cpu().numpy()
-    ref = judge.embed(reference.detach().float().cpu()).cpu().numpy()
+def realism(samples: torch.Tensor, reference: torch.Tensor, oracle: Oracle) -> float:
+    """Fréchet distance in the oracle's feature space from ``samples`` to real ``reference``."""
+    feats = oracle.embed(samples.detach().float().cpu()).cpu().numpy()
+    ref = oracle.embed(reference.detach().float().cpu()).cpu().numpy()
     return frechet_distance(feats, ref)
 
 
@@ -157,9 +115,9 @@ class Verification:
     """Predicted and measured properties of the same ``n`` images, side by side.
 
     Attributes:
-        table: ``n`` rows. For each regression head whose label column is a Morpho-MNIST
-            measure: ``predicted_<head>`` and ``measured_<head>``; for each class head on
-            the ``digit`` column: ``predicted_<head>`` (argmax), ``judge_<head>`` and
+        table: ``n`` rows. For each regression head whose label column the oracle
+            measures: ``predicted_<head>`` and ``measured_<head>``; for each class head on
+            the column its judge reads: ``predicted_<head>`` (argmax), ``judge_<head>`` and
             ``judge_confidence``.
         oracle: the raw oracle readings.
     """
@@ -192,31 +150,29 @@ class Verification:
 
 def verify(
     model: MultiHeadVAE,
-    judge: Judge,
-    images: torch.Tensor,
+    oracle: Oracle,
+    samples: torch.Tensor,
     predicted: dict[str, torch.Tensor],
     workers: int | None = None,
-    config: MorphometryConfig | None = None,
 ) -> Verification:
-    """Compare the model's predictions for ``images (n, 28, 28)`` with the oracles' readings.
+    """Compare the model's predictions for ``samples (n, *sample_shape)`` with the oracle.
 
     Args:
         model: the model whose heads made ``predicted`` (for head kinds and columns).
-        judge: the independent digit classifier.
-        images: ``(n, 28, 28)`` decoded samples in [0, 1].
+        oracle: the domain's independent oracle.
+        samples: decoded samples.
         predicted: head name → ``(n,)`` values or ``(n, k)`` probabilities for these samples.
-        workers: processes for the measures (``None``: one per core).
-        config: how to measure (see :func:`read`).
+        workers: processes for the measures (``None``: the oracle's choice).
     """
-    report = read(images, judge, workers=workers, config=config)
-    table = pd.DataFrame(index=range(len(images)))
+    report = oracle.read(samples, workers=workers)
+    table = pd.DataFrame(index=range(len(samples)))
     for h in model.config.heads:
         p = predicted[h.name].detach().cpu()
-        if h.kind == "regression" and h.column in MEASURES:
+        if h.kind == "regression" and h.column in report.measures.columns:
             table[f"predicted_{h.name}"] = p.numpy()
             table[f"measured_{h.name}"] = report.measures[h.column].to_numpy()
-        elif h.kind == "class" and h.column == "digit":
+        elif h.kind == "class" and h.column == oracle.class_column:
             table[f"predicted_{h.name}"] = p.argmax(1).numpy()
-            table[f"judge_{h.name}"] = report.digit
+            table[f"judge_{h.name}"] = report.label
             table["judge_confidence"] = report.confidence
     return Verification(table, report)

@@ -50,7 +50,7 @@ class Entry:
         metrics: its ``metrics.json``.
         success: ``(n,)`` per-sample oracle success (every goal).
         success_by_frame, calls_by_frame: ``(F,)`` oracle success against mean model calls.
-        first, last: ``(k, 28, 28)`` the first ``k`` samples at the start and the end.
+        first, last: ``(k, *sample_shape)`` the first ``k`` samples at the start and the end.
     """
 
     name: str

@@ -1,7 +1,8 @@
 """The library's one-call entry point: goals and a start in, oracle-certified samples out.
 
 ``latentsteer.steer(goals=[...], start=...)`` does what ``latentsteer steer --goal ...
---start ...`` does: it loads the pipeline's models, runs one experiment with the defaults of
+--start ...`` does: it loads the model and what its domain's context reads (the pipeline's
+folders by default), runs one experiment with the defaults of
 :class:`~latentsteer.experiment.ExperimentConfig` (closed loop on, see
 :mod:`latentsteer.guide`) and certifies every sample with oracles the loop never saw.
 Anything else an experiment entry accepts may be passed as a keyword.
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from latentsteer.experiment import Context, ExperimentConfig, Outcome, run_experiment, write_results
+from latentsteer.optimize_config import OptimizeConfig
+from latentsteer.registry import domain_of
 
 
 def steer(
@@ -21,10 +24,6 @@ def steer(
     start: str = "random:256",
     *,
     model: str | Path = "models/vae_calibrated",
-    judge: str | Path = "models/judge",
-    certifier: str | Path | None = "models/certifier",
-    data: str | Path = "data/raw",
-    labels: str | Path = "data/labels",
     context: Context | None = None,
     out: str | Path | None = None,
     device: str = "auto",
@@ -36,16 +35,17 @@ def steer(
     Args:
         goals: goal strings, e.g. ``["thickness=max", "digit=keep"]`` (see
             :mod:`latentsteer.goalspec`).
-        start: ``random:N``, ``test:A-B`` or a path to images (see the domain's starts).
-        model, judge, certifier: model folders (the pipeline's by default); ``certifier``
-            ``None`` grades with the guide judge, and the metrics say so.
-        data, labels: MNIST and its label tables (test starts and the realism reference).
-        context: an already loaded :class:`Context` (then the folders are not read).
+        start: ``random:N``, or a form the model's domain reads (MNIST: ``test:A-B`` or a
+            path to images).
+        model: the model folder (the pipeline's by default); it names its domain.
+        context: an already loaded :class:`Context` (then no folder is read).
         out: a folder to write ``trajectory.npz``, ``grid.png``, ``curves.png`` and
             ``metrics.json`` to, as the optimize stages do.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         workers: processes for the final measures (``None``: one per core).
-        **settings: any other field of :class:`ExperimentConfig` (``steps``, ``guide``, ...).
+        **settings: the domain's sources by name (MNIST: ``judge``, ``certifier`` — ``None``
+            grades with the guide judge, and the metrics say so —, ``data``, ``labels``),
+            and any field of :class:`ExperimentConfig` (``steps``, ``guide``, ...).
 
     Returns:
         The :class:`Outcome`: ``outcome.metrics`` has oracle success next to the heads', and
@@ -53,15 +53,16 @@ def steer(
 
     Raises:
         ValueError: a bad goal, start or setting (one line naming it).
-        LatentsteerError: a missing or damaged model folder.
+        LatentsteerError: a missing or damaged model folder or source.
     """
+    sources: dict[str, Any] = {}
+    if context is None:
+        domain = domain_of(model)
+        sources = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
     cfg = ExperimentConfig(goals=list(goals), start=start, **settings)
     if context is None:
-        from latentsteer.domains.mnist.steering_context import load_context
-        from latentsteer.optimize_config import OptimizeConfig
-
         shared = OptimizeConfig(device=device, workers=workers)
-        context = load_context(model, judge, data, labels, shared, certifier_dir=certifier)
+        context = domain.load_context(model, shared, sources)
     outcome = run_experiment(cfg, context)
     if out is not None:
         write_results(outcome, out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from latentsteer.tracking import EXPERIMENT, tracking_uri
+from latentsteer.tracking import experiment_name, tracking_uri
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `make ui` serves the local store
 
@@ -28,15 +28,16 @@ class RunRef:
         return f"{base}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
 
 
-def latest_runs(stage: str, key: str) -> dict[str, RunRef]:
-    """The newest finished run of ``stage`` for each value of tag ``key``.
+def latest_runs(stage: str, key: str, domain: str) -> dict[str, RunRef]:
+    """The newest finished run of ``stage`` for each value of tag ``key``, in ``domain``'s
+    experiment.
 
     Returns an empty dict when the store has no such experiment yet.
     """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri())
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(experiment_name(domain))
     if experiment is None:
         return {}
     runs = client.search_runs(

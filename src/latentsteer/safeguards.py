@@ -106,13 +106,14 @@ class Proximity:
 
     weight: float = 0.1
     name: str = "proximity"
-    start: torch.Tensor | None = None  # (n, 28, 28) decoded starts; set by anchor()
+    start: torch.Tensor | None = None  # (n, *sample_shape) decoded starts; set by anchor()
 
     def score(self, model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
-        """``(n,)`` ‖D(z) − D(z₀)‖² summed over pixels."""
+        """``(n,)`` ‖D(z) − D(z₀)‖² summed over the sample's entries (pixels)."""
         if self.start is None:
             raise ValueError("the proximity safeguard must be anchored to the start codes first")
-        return (model.decode(z) - self.start.to(z.device)).pow(2).sum(dim=(1, 2))
+        diff = model.decode(z) - self.start.to(z.device)  # (n, *sample_shape)
+        return diff.pow(2).sum(dim=tuple(range(1, diff.ndim)))
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         return z

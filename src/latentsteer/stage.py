@@ -16,7 +16,11 @@ def run_stage(name: str, body: Callable[[dict[str, Any]], None]) -> None:
     """Run ``body(params)`` as stage ``name`` and exit with its code.
 
     Params come from ``params.yaml`` in the working directory, or ``$LATENTSTEER_PARAMS``.
-    Errors print as ``<name>: error: <message>`` (see :func:`run_reporting`).
+    User errors print as ``<name>: error: <message>``; bugs keep their traceback (the rule is
+    in :mod:`latentsteer.errors`). The folder of the file that defines ``body`` (``pipeline/``)
+    counts as our code, so a ``ValueError`` its stage scripts raise is a user error too.
     """
     params_path = Path(os.environ.get("LATENTSTEER_PARAMS", "params.yaml"))
-    sys.exit(run_reporting(name, lambda: body(load_params(params_path))))
+    code = getattr(body, "__code__", None)
+    own_code = (Path(code.co_filename).parent,) if code is not None else ()
+    sys.exit(run_reporting(name, lambda: body(load_params(params_path)), own_code))

@@ -15,7 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-EXPERIMENT = "latentsteer"
+
+def experiment_name(domain: str) -> str:
+    """The MLflow experiment of one domain's runs (``latentsteer-mnist``): one domain's runs
+    compare side by side, and another domain's metrics do not crowd its columns."""
+    return f"latentsteer-{domain}"
 
 
 def tracking_uri() -> str:
@@ -75,8 +79,10 @@ class Run:
 
 
 @contextmanager
-def start_run(run_name: str, stage: str, tags: Mapping[str, str] | None = None) -> Iterator[Run]:
-    """Open a named run in the ``latentsteer`` experiment, tagged with stage and commit.
+def start_run(
+    run_name: str, stage: str, tags: Mapping[str, str] | None = None, *, domain: str
+) -> Iterator[Run]:
+    """Open a named run in ``domain``'s experiment, tagged with stage, domain and commit.
 
     A failure inside the block marks the run FAILED, so half-finished runs are visible as such.
     """
@@ -87,7 +93,7 @@ def start_run(run_name: str, stage: str, tags: Mapping[str, str] | None = None) 
     # MLflow's database migrations log at INFO on first use; stages print their own summary.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    all_tags = {"stage": stage, "git_commit": git_commit(), **(tags or {})}
+    mlflow.set_experiment(experiment_name(domain))
+    all_tags = {"stage": stage, "domain": domain, "git_commit": git_commit(), **(tags or {})}
     with mlflow.start_run(run_name=run_name, tags=all_tags) as run:
         yield Run(mlflow, run)

@@ -1,6 +1,6 @@
 """Training loop for :class:`MultiHeadVAE`: one process, or DDP under ``torchrun``.
 
-Data are small (50 000 × 784 floats), so they live in memory as tensors and batches are
+Data are small (MNIST: 50 000 × 784 floats), so they live in memory as tensors and batches are
 index slices of a seeded permutation; under DDP every rank draws the same permutation and
 takes every ``world``-th index, as ``DistributedSampler`` would. Each epoch reseeds from
 ``(seed, epoch)``, so a resumed run sees the same batches and noise as an uninterrupted one.
@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from latentsteer.atomic import atomic_file
-from latentsteer.domains.mnist.augment import random_shift
 from latentsteer.errors import LatentsteerError
-from latentsteer.model import MultiHeadVAE, bernoulli_nll, gaussian_kl
+from latentsteer.model import MultiHeadVAE, gaussian_kl
 from latentsteer.modelio import torch_load_safely
 
 CHECKPOINT_FORMAT = "latentsteer.train-checkpoint/1"
@@ -38,7 +37,7 @@ class TrainConfig:
     lr: float = 2e-3  # Adam learning rate, cosine-decayed to 5% over the run
     beta: float = 1.0  # weight of the KL term
     warmup_epochs: int = 1  # KL weight ramps linearly from 0 to beta over these epochs
-    shift: int = 2  # random whole-pixel translations up to this many pixels (augmentation)
+    shift: int = 2  # augmentation strength, the domain's (MNIST: shifts up to N pixels)
     seed: int = 0  # seeds weights, batch order and sampling noise
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
     nproc: int = 1  # processes; >1 trains with DDP via torchrun
@@ -76,7 +75,7 @@ class Dataset:
     """Images and head targets in memory.
 
     Attributes:
-        images: ``(n, 28, 28)`` float32 in [0, 1].
+        images: ``(n, *sample_shape)`` float32 samples (the name kept from the first domain).
         targets: head name → ``(n,)`` int64 class or float32 value in original units.
     """
 
@@ -113,7 +112,7 @@ def losses(model: MultiHeadVAE, out, batch_x, batch_t, beta: float) -> dict[str,
     posterior mean ``out.mu``: the mean keeps predictions at encoded codes sharp, the sample
     keeps them right across the spread the decoder is trained on (and steering visits).
     """
-    terms = {"recon": bernoulli_nll(out.logits, batch_x).mean()}
+    terms = {"recon": model.domain.reconstruction_nll(out.logits, batch_x).mean()}
     terms["kl"] = gaussian_kl(out.mu, out.logvar).mean()
     total = terms["recon"] + beta * terms["kl"]
     at_mean = model.head_outputs(out.mu) if out.z is not out.mu else out.heads
@@ -143,7 +142,7 @@ def evaluate_split(model: MultiHeadVAE, data: Dataset, batch_size: int = 1000) -
     for start in range(0, len(data), batch_size):
         x = data.images[start : start + batch_size]
         mu, logvar = model.posterior(x)
-        sums["recon"] += bernoulli_nll(model.decode_logits(mu), x).sum().item()
+        sums["recon"] += model.domain.reconstruction_nll(model.decode_logits(mu), x).sum().item()
         sums["kl"] += gaussian_kl(mu, logvar).sum().item()
         for name, p in model.predict(mu).items():
             preds[name].append(p)
@@ -280,7 +279,7 @@ def fit(
             disable=not (progress and info.is_main), leave=False, mininterval=2.0,
         )  # fmt: skip
         for idx in bar:
-            x = random_shift(train.images[idx], cfg.shift, g)
+            x = model.domain.augment(train.images[idx], cfg.shift, g)
             t = {k: v[idx] for k, v in train.targets.items()}
             done = epoch + n_batches / steps_per_epoch  # epochs completed, fractional
             ramp = min(1.0, done / cfg.warmup_epochs) if cfg.warmup_epochs else 1.0

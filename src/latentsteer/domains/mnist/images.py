@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import pickletools
 import re
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -32,8 +34,9 @@ def read_images(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | N
         arrays. Values are as stored (uint8 0-255 for PNGs).
 
     Raises:
-        LatentsteerError: missing path, unknown format, unreadable file, ambiguous ``.npz``,
-            or PNGs of different sizes.
+        LatentsteerError: missing path, unknown format, unreadable file, a file that holds
+            pickled Python objects (never unpickled), ambiguous ``.npz``, or PNGs of different
+            sizes.
     """
     p = Path(path)
     if not p.exists():
@@ -46,22 +49,9 @@ def read_images(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | N
             f"{p.name}: unsupported input; give a .npy or .npz array or a folder of PNGs"
         )
     try:
-        loaded = np.load(p, allow_pickle=False)
+        arr = _load_array(p)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise LatentsteerError(f"{p} is not a readable {suffix} file ({exc})") from None
-    if suffix == ".npz":
-        with loaded:
-            keys = list(loaded.keys())
-            if "images" in keys:
-                arr = loaded["images"]
-            elif len(keys) == 1:
-                arr = loaded[keys[0]]
-            else:
-                raise LatentsteerError(
-                    f"{p.name} holds arrays {keys}; name the images array 'images'"
-                )
-    else:
-        arr = loaded
+        raise LatentsteerError(_unreadable(p, suffix, exc)) from None
     if arr.ndim == 2:
         side = int(np.sqrt(arr.shape[1]))
         if side > 2 and side * side == arr.shape[1] and arr.shape[0] != arr.shape[1]:
@@ -71,6 +61,84 @@ def read_images(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | N
             )
         arr = arr[None]  # one image
     return arr, None
+
+
+def _load_array(p: Path) -> np.ndarray:
+    """The array in a ``.npy``, or the images array of a ``.npz``, never unpickling."""
+    loaded = np.load(p, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return loaded
+    with loaded:
+        keys = list(loaded.keys())
+        if "images" in keys:
+            return loaded["images"]  # members load lazily: object arrays fail here
+        if len(keys) == 1:
+            return loaded[keys[0]]
+        raise LatentsteerError(f"{p.name} holds arrays {keys}; name the images array 'images'")
+
+
+def _unreadable(p: Path, suffix: str, exc: Exception) -> str:
+    """Why numpy refused ``p``, in our words, found without unpickling anything.
+
+    numpy's own messages for pickled content advise loading it unsafely: never quoted.
+    """
+    kind = "junk"
+    try:
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as zf:
+                kind = "numpy"
+                for name in zf.namelist():
+                    with zf.open(name) as member:
+                        if _npy_has_objects(member):
+                            kind = "objects"
+                            break
+        else:
+            with open(p, "rb") as f:
+                magic = np.lib.format.MAGIC_PREFIX
+                if f.read(len(magic)) == magic:
+                    f.seek(0)
+                    kind = "objects" if _npy_has_objects(f) else "numpy"
+                else:
+                    f.seek(0)
+                    kind = "objects" if _is_pickle(f) else "junk"
+    except Exception:  # a best-effort diagnosis: fall back to numpy's reason
+        kind = "objects" if "pickle" in str(exc) else "numpy"
+    if kind == "objects":
+        return (
+            f"{p} holds Python objects (pickled), not an image array; save the images as a "
+            "numeric array with numpy.save"
+        )
+    if kind == "junk":
+        return f"{p} is not a readable {suffix} file (not in NumPy's .npy or .npz format)"
+    return f"{p} is not a readable {suffix} file ({exc})"
+
+
+def _npy_has_objects(f: IO[bytes]) -> bool:
+    """Whether an ``.npy`` stream's header declares an object dtype (reads the header only)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        _, _, dtype = read(f)
+    except (ValueError, EOFError, SyntaxError):
+        return False
+    return bool(dtype.hasobject)
+
+
+def _is_pickle(f: IO[bytes]) -> bool:
+    """Whether a binary stream is a pickle, judged from its opcodes without executing any."""
+    head = f.read(2)
+    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO: Python 3's pickles
+        return True
+    f.seek(0)
+    try:
+        ops = [op.name for op, _, _ in pickletools.genops(f)]
+    except ValueError:
+        return False
+    return bool(ops) and ops[-1] == "STOP"
 
 
 def _read_png_folder(folder: Path) -> tuple[np.ndarray, list[str]]:

@@ -17,7 +17,10 @@
   handful in all of MNIST) go through the per-image reference instead, so the definition
   holds exactly.
 * **Moments and parallelogram CDFs are vectorised** over the chunk with ``bincount``.
-* **Chunks run in worker processes**, one per core by default.
+* **Chunks run in worker processes**, one per core by default, through joblib's loky
+  backend: its workers do not re-import the caller's ``__main__``, so a plain script with no
+  ``if __name__ == "__main__":`` guard, a notebook or ``python -`` on stdin all just work, as
+  with scikit-learn's ``n_jobs``.
 
 Tie-breaking: ``medial_axis`` orders equally distant pixels with a seeded random permutation
 over the pixels of one call, so an image's skeleton can depend on which other images share
@@ -38,13 +41,14 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import re
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed, parallel_config
 from scipy import ndimage
 from skimage import morphology, transform
 from tqdm.auto import tqdm
@@ -379,8 +383,8 @@ def measure(
     Args:
         images: ``(n, H, W)`` uint8 in [0, 255] or float in [0, 1] (numpy or torch).
         workers: processes to use; ``None`` means one per available core. Small batches run in
-            this process whatever the value. Workers are spawned, so a script that calls this
-            with more than one worker needs the usual ``if __name__ == "__main__":`` guard.
+            this process whatever the value. Workers are joblib (loky) processes, which stay up
+            for a few minutes to serve the next call; no ``__main__`` guard is needed.
         config: threshold, scale, parallelogram fraction and chunk size.
         progress: show a progress bar; ``None`` shows one for batches over 2 000 images.
 
@@ -391,6 +395,7 @@ def measure(
 
     Raises:
         ValueError: bad shape, dtype, range or NaNs, or bad ``workers``.
+        LatentsteerError: a worker process died (killed, or out of memory).
     """
     cfg = config or MorphometryConfig()
     batch = as_image_batch(images)
@@ -405,33 +410,26 @@ def measure(
             results.append(_measure_chunk(part, cfg))
             bar.update(len(part))
     else:
-        # Spawned workers with one BLAS thread each: forked OpenBLAS pools can deadlock, and
-        # the chunks already keep every core busy.
-        # A pool whose workers die (a script without a __main__ guard re-runs itself in each
-        # spawned worker) must fail, not respawn them forever: hence the executor, not Pool.
-        ctx = multiprocessing.get_context("spawn")
-        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-        os.environ.update({k: "1" for k in _THREAD_VARS})
+        # One BLAS thread per worker: the chunks already keep every core busy, and results must
+        # not depend on how BLAS splits its work. Chunks are small, so they are pickled to the
+        # workers rather than memory-mapped through a temporary folder (max_nbytes=None).
+        work = delayed(_measure_chunk)
         try:
-            with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
-                work = functools.partial(_measure_chunk, cfg=cfg)
-                for part, res in zip(parts, pool.map(work, parts), strict=True):
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                run = Parallel(
+                    n_jobs=n_workers, return_as="generator", batch_size=1, max_nbytes=None
+                )
+                for part, res in zip(parts, run(work(p, cfg) for p in parts), strict=True):
                     results.append(res)
                     bar.update(len(part))
-        except BrokenProcessPool:
+        except BrokenProcessPool as exc:  # loky's TerminatedWorkerError is one
+            codes = re.search(r"exit codes of the workers are (\{[^}]*\})", str(exc))
+            how = f" (exit codes {codes.group(1)})" if codes else ""
             raise LatentsteerError(
-                "measure(): worker processes died while starting. From a script, call it under "
-                "`if __name__ == '__main__':`, or pass workers=1"
+                f"measure(): a measuring worker process died{how}, perhaps killed or out of "
+                f"memory; use fewer workers (this call used {n_workers}; workers=1 runs in this "
+                "process)"
             ) from None
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     bar.close()
     values = np.concatenate(results) if results else np.empty((0, len(MEASURES)))
     return pd.DataFrame(values, columns=list(MEASURES))
-
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -20,6 +20,7 @@ from latentsteer.domains.mnist.datasets import load_split
 from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.domains.mnist.labelled import read_labels
 from latentsteer.domains.mnist.morphometry import MorphometryConfig
+from latentsteer.domains.mnist.oracle import DigitOracle
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import Context
 from latentsteer.model import MultiHeadVAE, load_model
@@ -64,7 +65,7 @@ def load_context(
         measure_config = measure_config_of(model_dir)
     judge = load_judge(judge_dir, device)
     certifier = None if certifier_dir is None else load_judge(certifier_dir, device)
-    grader = certifier if certifier is not None else judge
+    grader = certifier if certifier is not None else judge  # its features score realism
     test, test_labels = load_split(data_root, "test")
     reference = torch.as_tensor(test[-cfg.reference :], dtype=torch.float32) / 255.0
     thickness = read_labels(labels_root, "test").thickness.iloc[-cfg.reference :]
@@ -74,10 +75,11 @@ def load_context(
         stored = read_context_file(cached, cfg, model.latent_dim, grader.classify.in_features)
         codes = torch.as_tensor(stored["train_codes"]).to(device)
         features = stored["reference_features"]
+    graded = None if certifier is None else DigitOracle(certifier, measure_config, "certifier")
     return Context(
-        model, judge, reference, np.asarray(test_labels[-cfg.reference :]),
-        thickness.to_numpy(), codes, data_root, cfg.workers, features,
-        measure_config=measure_config, certifier=certifier,
+        model, DigitOracle(judge, measure_config, "judge"), reference,
+        np.asarray(test_labels[-cfg.reference :]), thickness.to_numpy(), codes, data_root,
+        cfg.workers, features, certifier=graded,
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""How close a measured value must come to what was asked, per property, in its own units.
+"""MNIST's success tolerances, per Morpho-MNIST measure, in its own units.
 
 A goal such as ``thickness=+2`` or ``slant=0.3`` is graded by measuring the decoded image;
 these tolerances say what counts as "got it". One number for every property would be
@@ -18,21 +18,3 @@ TOLERANCE: dict[str, float] = {
     "area": 5.0,  # px² (a 0.5 px thicker 10 px stroke adds about 5 px²)
     "slant": 0.05,  # rad, about 3°
 }
-
-
-def tolerance(prop: str, overrides: dict[str, float] | None = None) -> float:
-    """The tolerance of ``prop``: ``overrides[prop]`` if given, else :data:`TOLERANCE`.
-
-    Raises:
-        ValueError: no tolerance is known for ``prop``, or an override is not positive.
-    """
-    table = {**TOLERANCE, **(overrides or {})}
-    if prop not in table:
-        raise ValueError(
-            f"no oracle tolerance for {prop!r}; known: {', '.join(sorted(table))} "
-            "(set oracle_tol: {" + prop + ": VALUE})"
-        )
-    value = table[prop]
-    if not (isinstance(value, int | float) and value > 0):
-        raise ValueError(f"oracle_tol.{prop} must be a positive number; got {value!r}")
-    return float(value)

@@ -1,0 +1,240 @@
+"""The domain contract: what one kind of data must supply for the shared engine to steer it.
+
+The engine (goals, batched ascent, stop rules, safeguards, readouts, gradient-free
+baselines, the closed loop, the experiment runner, metrics, the report, tracking, the CLI)
+never imports a domain. A domain is an object with the methods below; the registry
+(:mod:`latentsteer.registry`) finds it by the name a model folder records. What a domain
+supplies, and nothing more:
+
+* **networks** — the encoder and decoder for its data (:meth:`Domain.networks`), the
+  reconstruction likelihood and how decoder outputs become samples. The heads, the VAE loss,
+  training, DDP, resume and model folders are shared (:mod:`latentsteer.model`,
+  :mod:`latentsteer.train`).
+* **oracles** — property measures of decoded samples and, optionally, an independent judge
+  for one class property, behind the :class:`Oracle` protocol. Which properties an oracle
+  reads decides which goals can be verified; the rest are reported *unverified*.
+* **tolerances** — per measured property, in its units: what counts as "got it".
+* **starts** — how a start spec becomes codes (:meth:`Domain.parse_start`): prior draws
+  are shared (``random:N``); test items and the user's own files are the domain's.
+* **shows** — how samples are drawn into files people read (:meth:`Domain.save_grid`).
+
+Data splits and label measures (the Parquet columns) are the domain's pipeline stages; the
+engine reads only the training tensors they produce (:class:`latentsteer.train.Dataset`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from latentsteer.experiment import Context
+    from latentsteer.model import ModelConfig, MultiHeadVAE
+    from latentsteer.optimize_config import OptimizeConfig
+
+
+@dataclass
+class OracleReport:
+    """Oracle readings of ``n`` decoded samples.
+
+    Attributes:
+        measures: ``n`` rows, one column per measured property (label column names).
+        label: ``(n,)`` the judge's class of each sample (``-1`` everywhere without a judge).
+        confidence: ``(n,)`` the judge's probability of that class.
+        probabilities: ``(n, k)`` the judge's class probabilities (``k = 0`` without one).
+        class_column: the label column the judge reads (e.g. ``digit``), or ``None``.
+    """
+
+    measures: pd.DataFrame
+    label: np.ndarray
+    confidence: np.ndarray
+    probabilities: np.ndarray
+    class_column: str | None = None
+
+    def rows(self, start: int, stop: int) -> OracleReport:
+        """The readings of samples ``start:stop``."""
+        return OracleReport(
+            self.measures.iloc[start:stop].reset_index(drop=True),
+            self.label[start:stop],
+            self.confidence[start:stop],
+            self.probabilities[start:stop],
+            self.class_column,
+        )
+
+
+class Oracle(Protocol):
+    """Reads decoded samples; never the model's heads.
+
+    Attributes:
+        measures: the label columns :meth:`read` measures (e.g. ``thickness``).
+        class_column: the label column the judge reads (e.g. ``digit``), or ``None``.
+        describe: what it is, for ``metrics.json`` (e.g. ``measures, certifier``).
+    """
+
+    measures: tuple[str, ...]
+    class_column: str | None
+    describe: str
+
+    def read(self, samples: torch.Tensor, workers: int | None = None) -> OracleReport:
+        """Measure and judge ``(n, *sample_shape)`` samples."""
+        ...
+
+    def probabilities(self, samples: torch.Tensor) -> torch.Tensor:
+        """``(n, k)`` the judge's class probabilities (no gradient; ``k = 0`` without one)."""
+        ...
+
+    def log_probabilities(self, samples: torch.Tensor) -> torch.Tensor:
+        """``(n, k)`` the judge's class log-probabilities, differentiable in ``samples``."""
+        ...
+
+    def embed(self, samples: torch.Tensor) -> torch.Tensor:
+        """``(n, f)`` features for realism scores (the judge's penultimate layer)."""
+        ...
+
+
+@dataclass
+class Start:
+    """Starting codes and, when they come from data, those samples and their labels.
+
+    Attributes:
+        z: ``(n, d)`` starting codes.
+        samples: ``(n, *sample_shape)`` the source samples, or ``None`` for prior draws.
+        labels: ``(n,)`` true classes of the oracle's class property where known, else
+            ``None``.
+        spec: the spec it was made from.
+    """
+
+    z: torch.Tensor
+    samples: torch.Tensor | None
+    labels: np.ndarray | None
+    spec: str
+
+    @property
+    def images(self) -> torch.Tensor | None:
+        """The source samples (the name the image domains use)."""
+        return self.samples
+
+
+class Domain:
+    """Base class of a domain; override what your data needs (see the module docstring).
+
+    Attributes:
+        name: what model folders record and the registry looks up.
+        sample_shape: the shape of one decoded sample, e.g. ``(28, 28)``.
+        tolerances: measured property → success tolerance, in its units.
+        start_help: the start specs :meth:`parse_start` accepts, for error messages.
+        match_on: the measure matched realism pairs samples on, besides the class.
+        sources: what :meth:`load_context` reads besides the model, name → default path.
+    """
+
+    name: str = ""
+    sample_shape: tuple[int, ...] = ()
+    tolerances: Mapping[str, float] = {}
+    start_help: str = "random:N"
+    # The measure the matched realism score pairs samples on, besides the judge's class
+    # (MNIST: thickness); None pairs on the class alone.
+    match_on: str | None = None
+    # What a steering context reads besides the model (judges, data), with the pipeline's
+    # paths as defaults; the CLI and latentsteer.steer() take each as an option.
+    sources: Mapping[str, str | None] = {}
+
+    # ---------------------------------------------------------------- networks
+    def networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+        """An encoder ``(B, *sample_shape) → (B, 2d)`` (means, then log-variances) and a
+        decoder ``(B, d) → (B, *sample_shape)`` logits, built from ``config``."""
+        raise NotImplementedError
+
+    def reconstruction_nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` negative log-likelihood of samples ``x`` under decoder ``logits``."""
+        raise NotImplementedError
+
+    def to_samples(self, logits: torch.Tensor) -> torch.Tensor:
+        """Decoder logits → samples (differentiable); the identity by default."""
+        return logits
+
+    def check_samples(self, x: torch.Tensor) -> torch.Tensor:
+        """Validate a batch of samples ``(n, *sample_shape)`` given by a user.
+
+        Raises:
+            ValueError: wrong shape or non-finite values (one line).
+        """
+        if x.ndim != 1 + len(self.sample_shape) or tuple(x.shape[1:]) != self.sample_shape:
+            want = ", ".join(["n", *map(str, self.sample_shape)])
+            raise ValueError(f"samples must have shape ({want}); got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError("samples contain NaN or infinite values")
+        return x
+
+    def augment(self, x: torch.Tensor, amount: int, g: torch.Generator) -> torch.Tensor:
+        """A training batch, randomly perturbed by up to ``amount`` (none by default)."""
+        return x
+
+    # ---------------------------------------------------------------- steering
+    def load_context(
+        self,
+        model_dir: str | os.PathLike[str],
+        settings: OptimizeConfig,
+        sources: Mapping[str, str | os.PathLike[str] | None],
+        cached: str | os.PathLike[str] | None = None,
+    ) -> Context:
+        """Everything an experiment reads besides its settings: the model on
+        ``settings.device``, the in-loop oracle and the certifier, the realism reference and
+        the kNN codes (``cached``: a file the pipeline's context stage wrote).
+
+        Raises:
+            LatentsteerError: a missing or damaged source (one line).
+        """
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- starts
+    def parse_start(
+        self,
+        spec: str,
+        model: MultiHeadVAE,
+        seed: int = 0,
+        data_root: str | os.PathLike[str] | None = None,
+    ) -> Start:
+        """Turn a start spec into codes: ``random:N`` here; a domain adds its own forms.
+
+        Raises:
+            ValueError: a spec that is none of the accepted forms (one line).
+        """
+        if m := re.fullmatch(r"random:(\d+)", spec):
+            n = int(m.group(1))
+            if n < 1:
+                raise ValueError(f"start {spec!r}: N must be at least 1")
+            return Start(model.sample_prior(n, seed=seed), None, None, spec)
+        raise ValueError(f"bad start {spec!r}; accepted: {self.start_help}")
+
+    # ---------------------------------------------------------------- shows
+    def save_grid(self, samples: torch.Tensor, path: str | os.PathLike[str]) -> None:
+        """Draw ``(rows, cols, *sample_shape)`` samples (rows: samples, columns: steps) as
+        one PNG at ``path``."""
+        raise NotImplementedError
+
+    def measure_file(
+        self,
+        path: str | os.PathLike[str],
+        workers: int | None = None,
+        options: Mapping[str, object] | None = None,
+    ) -> pd.DataFrame:
+        """The oracle's measures of every sample in a user's file, one row each, in input
+        order (``latentsteer measure``). ``options`` tune the measures, the domain's own.
+
+        Raises:
+            ValueError: an unreadable file or bad options (one line, nothing written).
+        """
+        raise ValueError(f"the {self.name} domain measures no files")
+
+    def read_samples(self, path: str | os.PathLike[str]) -> torch.Tensor:
+        """Samples ``(n, *sample_shape)`` from a user's file (for starts and ``measure``)."""
+        raise ValueError(f"the {self.name} domain reads no sample files; got {Path(path)}")
