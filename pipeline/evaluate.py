@@ -28,6 +28,7 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer import tracking
     from latentsteer.atomic import write_json, write_table
     from latentsteer.config import section
+    from latentsteer.devices import resolve_device
     from latentsteer.domains.mnist.datasets import load_split
     from latentsteer.domains.mnist.evaluation import evaluate, latent_traversal
     from latentsteer.domains.mnist.grids import save_grid
@@ -36,7 +37,6 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.domains.mnist.morphometry import MorphometryConfig
     from latentsteer.model import load_model
     from latentsteer.plots import save_confusion, save_scatter
-    from latentsteer.train import resolve_device
 
     labels_cfg = dict(params.get("labels") or {})
     labels_cfg.pop("workers", None)  # the labels stage's processes: not part of the definition

@@ -21,10 +21,11 @@ import torch.distributed as dist
 
 from latentsteer import tracking
 from latentsteer.config import section
+from latentsteer.devices import resolve_device
 from latentsteer.domains.mnist.labelled import data_hash, load_labelled
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, save_model
 from latentsteer.stage import run_stage
-from latentsteer.train import TrainConfig, dist_info, fit, resolve_device
+from latentsteer.train import TrainConfig, dist_info, fit
 
 RAW = "data/raw"
 LABELS = "data/labels"

@@ -16,6 +16,7 @@ import torch
 
 from latentsteer import tracking
 from latentsteer.config import section
+from latentsteer.devices import resolve_device
 from latentsteer.domains.mnist.datasets import load_split
 from latentsteer.domains.mnist.judge import (
     CertifierConfig,
@@ -26,7 +27,6 @@ from latentsteer.domains.mnist.judge import (
 )
 from latentsteer.domains.mnist.labelled import data_hash
 from latentsteer.stage import run_stage
-from latentsteer.train import resolve_device
 
 RAW = "data/raw"
 CONFIGS: dict[str, type[JudgeConfig]] = {"judge": JudgeConfig, "certifier": CertifierConfig}

@@ -14,11 +14,11 @@ from latentsteer.domains.mnist.judge import Judge, JudgeConfig, save_judge
 from latentsteer.experiment import (
     Context,
     ExperimentConfig,
-    _success,
     recorded_steps,
     run_experiment,
     write_results,
 )
+from latentsteer.grading import _success
 from latentsteer.goalspec import parse_goal
 from latentsteer.model import save_model
 from latentsteer.readout import readout

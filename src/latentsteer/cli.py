@@ -50,9 +50,9 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_steer(args: argparse.Namespace) -> None:
-    from latentsteer.experiment import summary_line
     from latentsteer.registry import domain_of
     from latentsteer.request import steer
+    from latentsteer.results import summary_line
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():  # fail before the slow part, and write nothing
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_sample)
 
     from latentsteer.config_flags import add_config_flags
-    from latentsteer.experiment import ExperimentConfig
+    from latentsteer.experiment_config import ExperimentConfig
     from latentsteer.goalspec import SYNTAX
 
     t = sub.add_parser(

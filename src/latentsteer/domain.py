@@ -24,6 +24,7 @@ engine reads only the training tensors they produce (:class:`latentsteer.train.D
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from latentsteer.experiment import Context
+    from latentsteer.context import Context
     from latentsteer.model import ModelConfig, MultiHeadVAE
     from latentsteer.optimize_config import OptimizeConfig
 
@@ -146,6 +147,10 @@ class Domain:
     # What a steering context reads besides the model (judges, data), with the pipeline's
     # paths as defaults; the CLI and latentsteer.steer() take each as an option.
     sources: Mapping[str, str | None] = {}
+    # "module:function(domain, model_dir, settings, sources, cached) -> Context", imported
+    # when a context is first loaded: a stage that only builds or trains models then does
+    # not depend on the steering engine (dvc.yaml declares what each stage imports).
+    context_loader: str | None = None
 
     # ---------------------------------------------------------------- networks
     def networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:
@@ -193,7 +198,11 @@ class Domain:
         Raises:
             LatentsteerError: a missing or damaged source (one line).
         """
-        raise NotImplementedError
+        if self.context_loader is None:
+            raise NotImplementedError(f"the {self.name} domain loads no steering context")
+        module, attr = self.context_loader.split(":")
+        loader = getattr(importlib.import_module(module), attr)
+        return loader(self, model_dir, settings, sources, cached)
 
     # ---------------------------------------------------------------- starts
     def parse_start(

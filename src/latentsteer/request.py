@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from latentsteer.experiment import Context, ExperimentConfig, Outcome, run_experiment, write_results
+from latentsteer.context import Context
+from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.registry import domain_of
+from latentsteer.results import write_results
+from latentsteer.runner import Outcome, run_experiment
 
 
 def steer(

@@ -33,3 +33,22 @@ def tolerance(
     if not (isinstance(value, int | float) and value > 0):
         raise ValueError(f"oracle_tol.{prop} must be a positive number; got {value!r}")
     return float(value)
+
+
+def goal_tolerance(
+    column: str,
+    overrides: dict[str, float] | None = None,
+    table: Mapping[str, float] | None = None,
+) -> float:
+    """The success tolerance of a regression goal on label ``column``, in its units.
+
+    Args:
+        overrides: the experiment's ``oracle_tol``.
+        table: the domain's tolerances.
+
+    A column no oracle measures (a head on the user's own label) has no table entry; its
+    goals are unverified anyway, and the heads' success uses an override or 0.5.
+    """
+    if column in (table or {}) or column in (overrides or {}):
+        return tolerance(column, overrides, table)
+    return 0.5

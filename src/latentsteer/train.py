@@ -61,15 +61,6 @@ class TrainConfig:
             raise ValueError(f"train.device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; a named CUDA device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LatentsteerError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
-
-
 @dataclass
 class Dataset:
     """Images and head targets in memory.

@@ -6,7 +6,6 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,12 +15,7 @@ from torch import nn
 from latentsteer.domain import Domain, Start
 from latentsteer.domains.mnist.augment import random_shift
 from latentsteer.domains.mnist.tolerances import TOLERANCE
-from latentsteer.errors import LatentsteerError
 from latentsteer.model import ModelConfig, MultiHeadVAE, bernoulli_nll
-
-if TYPE_CHECKING:
-    from latentsteer.experiment import Context
-    from latentsteer.optimize_config import OptimizeConfig
 
 SIDE = 28  # pixels per side
 
@@ -48,6 +42,7 @@ class MnistDomain(Domain):
     sample_shape = (SIDE, SIDE)
     tolerances = TOLERANCE
     match_on = "thickness"
+    context_loader = "latentsteer.domains.mnist.steering_context:load_domain_context"
     sources = {  # the pipeline's folders
         "judge": "models/judge",
         "certifier": "models/certifier",
@@ -90,28 +85,6 @@ class MnistDomain(Domain):
 
     def augment(self, x: torch.Tensor, amount: int, g: torch.Generator) -> torch.Tensor:
         return random_shift(x, amount, g)  # whole pixels: the measured labels stay true
-
-    def load_context(
-        self,
-        model_dir: str | os.PathLike[str],
-        settings: OptimizeConfig,
-        sources: Mapping[str, str | os.PathLike[str] | None],
-        cached: str | os.PathLike[str] | None = None,
-    ) -> Context:
-        """The guide judge's and the certifier's oracles (a ``certifier`` of ``None``
-        grades with the guide judge, and metrics say so), the last ``settings.reference``
-        test digits as the realism reference, the kNN codes of training digits."""
-        from latentsteer.domains.mnist.steering_context import load_context
-
-        given = {**self.sources, **sources}
-        for key in ("judge", "data", "labels"):
-            if given[key] is None:
-                raise LatentsteerError(f"the MNIST domain needs a {key} folder; got none")
-        judge, data, labels = given["judge"], given["data"], given["labels"]
-        return load_context(
-            model_dir, judge, data, labels, settings, cached=cached,
-            certifier_dir=given["certifier"],
-        )  # fmt: skip
 
     def parse_start(
         self,

@@ -9,12 +9,16 @@ reads that file instead of recomputing them (:func:`load_context` with ``cached`
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from latentsteer.atomic import atomic_file
+from latentsteer.context import Context
+from latentsteer.devices import resolve_device
+from latentsteer.domain import Domain
 from latentsteer.domains.mnist.calibrate import measure_config_of
 from latentsteer.domains.mnist.datasets import load_split
 from latentsteer.domains.mnist.judge import load_judge
@@ -22,12 +26,10 @@ from latentsteer.domains.mnist.labelled import read_labels
 from latentsteer.domains.mnist.morphometry import MorphometryConfig
 from latentsteer.domains.mnist.oracle import DigitOracle
 from latentsteer.errors import LatentsteerError
-from latentsteer.experiment import Context
 from latentsteer.model import MultiHeadVAE, load_model
 from latentsteer.optimize_config import OptimizeConfig
-from latentsteer.train import resolve_device
 
-FORMAT = "latentsteer.domains.mnist.steering_context/1"
+FORMAT = "latentsteer.steering_context/1"
 FIX = "re-run `dvc repro context`"
 
 
@@ -81,6 +83,31 @@ def load_context(
         np.asarray(test_labels[-cfg.reference :]), thickness.to_numpy(), codes, data_root,
         cfg.workers, features, certifier=graded,
     )  # fmt: skip
+
+
+def load_domain_context(
+    domain: Domain,
+    model_dir: str | Path,
+    settings: OptimizeConfig,
+    sources: Mapping[str, str | Path | None],
+    cached: str | Path | None = None,
+) -> Context:
+    """:meth:`Domain.load_context` of MNIST: ``sources`` overrides the pipeline's folders
+    (``judge``, ``certifier``, ``data``, ``labels``); a ``certifier`` of ``None`` grades
+    with the guide judge, and the metrics say so.
+
+    Raises:
+        LatentsteerError: a needed source set to ``None``, or a missing or damaged one.
+    """
+    given = {**domain.sources, **sources}
+    for key in ("judge", "data", "labels"):
+        if given[key] is None:
+            raise LatentsteerError(f"the MNIST domain needs a {key} folder; got none")
+    judge, data, labels = given["judge"], given["data"], given["labels"]
+    assert judge is not None and data is not None and labels is not None  # checked above
+    return load_context(
+        model_dir, judge, data, labels, settings, cached=cached, certifier_dir=given["certifier"]
+    )
 
 
 def _train_codes(

@@ -1,0 +1,113 @@
+"""The settings of one steering experiment: an entry under ``experiments:`` in
+``params.yaml``, the flags of ``latentsteer steer``, or the keywords of ``latentsteer.steer``
+(:mod:`latentsteer.experiment` describes the whole run)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from latentsteer.goalspec import parse_goal
+from latentsteer.model import MultiHeadVAE
+from latentsteer.tolerances import goal_tolerance, tolerance
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment (mirrors an entry of ``params.yaml: experiments``)."""
+
+    goals: list[str] = field(default_factory=lambda: ["thickness=+1.5", "digit=keep"])
+    # latent: gradient ascent on codes; data_space: on pixels (the counter-example);
+    # random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
+    method: Literal["latent", "data_space", "random_search", "cmaes", "bayesopt"] = "latent"
+    task: str | None = None  # experiments with the same task are compared in the report
+    # The experiment this entry repeats on other starts (another seed): the report shows the
+    # seeds' mean and worst next to it instead of a row of its own.
+    replicate: str | None = None
+    start: str = "random:256"  # random:N, test:A-B, or a path to images
+    seed: int = 0  # seeds the prior draws
+    steps: int = 300  # largest number of optimiser steps (samples stop earlier when confirmed)
+    lr: float = 0.05  # step size (codes for latent, pixels for data_space)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    readout: Literal["code", "cycle", "mixed"] = "mixed"  # how heads read a code (readout.py)
+    penalty: float = 10.0  # weight of the penalty on broken constraints (keep goals)
+    # Band of target/keep goals on the heads, in the property's units; null = half the
+    # oracle's tolerance of that property (MNIST thickness: 0.25 px).
+    tol: float | None = None
+    confidence: float = 0.9  # probability class goals ask of the head
+    prior: float = 0.05  # prior penalty weight (0 = off)
+    radius: float | None = None  # trust region ||z|| <= radius (null = off)
+    knn: float = 0.0  # kNN-density penalty weight (0 = off)
+    knn_k: int = 10  # neighbours for the kNN density
+    cycle: float = 0.0  # decode-encode consistency penalty weight (0 = off)
+    proximity: float = 0.0  # penalty weight on pixel change from the start (0 = off)
+    stop_when_satisfied: bool = True  # freeze a sample once all its goals hold
+    grad_tol: float | None = 1e-5  # freeze a sample when its gradient norm falls below
+    patience: int | None = None  # freeze a sample after this many steps without gain (unguided)
+    # Closed loop (guide.py): every check_every steps the in-loop oracles (measures and the
+    # guide judge) read the moving samples; a sample stops once they confirm its goals, an
+    # open-ended one returns to its best confirmed frame. Results are certified by the
+    # certifier, which the loop never sees. Off: the heads alone steer and stop.
+    guide: bool = True  # closed loop: in-loop oracles check, stop, re-aim (not data_space)
+    check_every: int = 10  # steps between in-loop checks
+    guide_confidence: float = 0.5  # least probability the guide judge gives a class goal (K)
+    guide_patience: int = 5  # checks without a better frame before a max/min sample stops
+    guide_weight: float = 0.0  # penalty on the guide judge's shortfall on class goals (0 = off)
+    trust: float = 2.0  # heads trusted while predicted and measured change differ < trust·tol
+    # Per-property tolerance of the oracle success rules, in the property's units; unset
+    # properties take the domain's tolerances (MNIST: thickness 0.5 px, slant 0.05 rad...).
+    oracle_tol: dict[str, float] = field(default_factory=dict)  # e.g. thickness=0.3 (px)
+    record_every: int = 10  # keep every N-th step (round) in trajectory.npz (plus the last)
+    budget: int = 300  # gradient-free methods: model calls per sample, the start's included
+    population: int = 16  # random search and CMA-ES: candidates per round; bayesopt: q
+    sigma: float = 0.5  # random search: proposal spread; CMA-ES: initial step (prior sd)
+    box: float = 1.5  # bayesopt: half-width of the box around each start (prior sd)
+    init: int = 16  # bayesopt: codes evaluated before the first GP, the start's included
+
+    def __post_init__(self) -> None:
+        if not self.goals:
+            raise ValueError("goals must list at least one goal")
+        self.specs = [parse_goal(g) for g in self.goals]
+        for key in ("steps", "knn_k", "record_every", "population", "check_every",
+                    "guide_patience"):  # fmt: skip
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer; got {getattr(self, key)!r}")
+        if self.tol is not None and not self.tol > 0:
+            raise ValueError(f"tol must be positive or null; got {self.tol!r}")
+        for key in ("lr", "sigma", "box", "trust"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be positive; got {getattr(self, key)!r}")
+        for key in ("penalty", "prior", "knn", "cycle", "proximity", "guide_weight"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"{key} must be >= 0; got {getattr(self, key)!r}")
+        for key in ("confidence", "guide_confidence"):
+            if not 0 < getattr(self, key) < 1:
+                raise ValueError(f"{key} must be between 0 and 1; got {getattr(self, key)!r}")
+        if not isinstance(self.oracle_tol, dict):
+            raise ValueError(
+                f"oracle_tol must map properties to tolerances, e.g. {{thickness: 0.5}}; "
+                f"got {self.oracle_tol!r}"
+            )
+        for prop in self.oracle_tol:
+            tolerance(prop, self.oracle_tol)  # a positive number for a known property
+        if self.radius is not None and not self.radius > 0:
+            raise ValueError(f"radius must be positive or null; got {self.radius!r}")
+        if self.budget < 2 or self.init < 2:
+            raise ValueError(f"budget and init must be at least 2; got {self.budget}, {self.init}")
+        if self.method == "cmaes" and self.population < 2:
+            raise ValueError("cmaes needs population >= 2")
+        if self.method == "data_space" and self.start.startswith("random:"):
+            raise ValueError("data_space ascent moves pixels: start it from images (test:A-B)")
+
+    def as_params(self) -> dict:
+        """The settings as a plain dict (for MLflow and metrics)."""
+        return {k: v for k, v in asdict(self).items() if k != "specs"}
+
+
+def heads_band(cfg: ExperimentConfig, model: MultiHeadVAE, prop: str) -> float:
+    """How near its target the heads must read a band goal on ``prop``: ``cfg.tol``, else
+    half the oracle's tolerance, so the heads aim well inside what the oracle accepts."""
+    if cfg.tol is not None:
+        return cfg.tol
+    column = model.head_spec(prop).column
+    return 0.5 * goal_tolerance(column, cfg.oracle_tol, model.domain.tolerances)

@@ -1,0 +1,173 @@
+"""Running one experiment: the domain reads the start, the goals bind to the model, the
+ascent (or a baseline) moves the codes, and the recorded frames are read by the certifying
+oracle and graded (:mod:`latentsteer.grading`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from latentsteer.ascent import SteerResult, StopRule, ascend
+from latentsteer.baselines import data_space_ascent
+from latentsteer.blackbox import Strategy, blackbox_search
+from latentsteer.context import Context, safeguards
+from latentsteer.domain import OracleReport, Start
+from latentsteer.experiment_config import ExperimentConfig, heads_band
+from latentsteer.grading import assess, success_curve
+from latentsteer.guide import Guide, read_starts
+from latentsteer.objectives import Goal, Keep
+from latentsteer.random_search import RandomSearch
+from latentsteer.readout import readout as make_readout
+from latentsteer.safeguards import (
+    PriorPenalty,
+    Safeguard,
+    manifold_scores,
+)
+
+
+@dataclass
+class Outcome:
+    """A finished experiment: its path, oracle readings and metrics."""
+
+    config: ExperimentConfig
+    start: Start
+    result: SteerResult
+    frames: np.ndarray  # (F,) recorded steps
+    images: torch.Tensor  # (F, n, *sample_shape) the decoded path at those steps
+    frame_reports: list[OracleReport]  # oracle readings of every recorded frame
+    metrics: dict[str, float | int | str]
+    per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, ...; (n, f) features
+    per_frame: dict[str, np.ndarray]  # (F,) success_by_frame, calls_by_frame (success_curve)
+
+
+def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) -> Outcome:
+    """Run one experiment and measure its outcome with the oracles.
+
+    Raises:
+        ValueError: a goal the model cannot take, a bad start spec, and the like.
+    """
+    model = ctx.model
+    start = model.domain.parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
+    goals: list = []
+    for spec in cfg.specs:
+        spec.goal(model)  # first, one line naming an unknown property or an unfit goal
+        band = heads_band(cfg, model, spec.prop)
+        goals.append(spec.goal(model, tol=band, confidence=cfg.confidence))
+    guards = safeguards(cfg, ctx)
+    keep_reference, guide = None, None
+    if cfg.guide and cfg.method != "data_space":
+        guide, goals = closed_loop(cfg, ctx, start, goals)
+        keep_reference = guide.start.reference
+    if cfg.method == "latent":
+        stop = StopRule(
+            cfg.stop_when_satisfied, cfg.grad_tol, cfg.patience, guide_patience=cfg.guide_patience
+        )
+        result = ascend(
+            model, start.z.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
+            optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
+            stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
+            guide=guide, check_every=cfg.check_every,
+        )  # fmt: skip
+    elif cfg.method == "data_space":
+        assert start.images is not None
+        result = data_space_ascent(
+            model, start.images.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
+            penalty_weight=cfg.penalty, readout=cfg.readout,
+        )  # fmt: skip
+    else:
+        result = blackbox_search(
+            model, start.z.to(model.device), goals, search_strategy(cfg, start.z),
+            budget=cfg.budget, safeguards=[g for g in guards if g.weight],
+            penalty_weight=cfg.penalty, readout=cfg.readout,
+            stop_when_satisfied=cfg.stop_when_satisfied, guide=guide,
+            check_every=cfg.check_every, guide_patience=cfg.guide_patience,
+        )  # fmt: skip
+    # Every safeguard's score at the end, anchored at the start, whether it was on or not.
+    result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
+    frames = recorded_steps(len(result.z) - 1, cfg.record_every)
+    images = result.images_at(frames.tolist())  # (F, n, *sample_shape)
+    flat = images.reshape(-1, *images.shape[2:])
+    one = ctx.grader.read(flat, workers=ctx.workers)  # one pool for every frame
+    n = images.shape[1]
+    reports = [one.rows(i * n, (i + 1) * n) for i in range(len(frames))]
+    guide_first, guide_digit = None, None  # what the in-loop judge read (none: no judge)
+    if ctx.oracle.class_column is not None:
+        guide_first = ctx.oracle.probabilities(images[0]).cpu().numpy()  # (n, k)
+        guide_digit = ctx.oracle.probabilities(images[-1]).argmax(1).cpu().numpy()  # (n,)
+    metrics, per_sample = assess(
+        cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1],
+        keep_reference=keep_reference, guide_digit=guide_digit, guide_first=guide_first,
+    )  # fmt: skip
+    curve = success_curve(cfg, model, start, result, frames, reports, keep_reference)
+    return Outcome(cfg, start, result, frames, images, reports, metrics, per_sample, curve)
+
+
+def closed_loop(
+    cfg: ExperimentConfig, ctx: Context, start: Start, goals: list[Goal]
+) -> tuple[Guide, list]:
+    """The guide of a latent experiment, and its goals bound for it.
+
+    ``keep`` goals on the judge's class keep what the guide judge reads in the decoded start
+    (the true label for test samples), not the head's reading, which is wrong for about one
+    confident MNIST prior draw in eight. Band goals are bound here so the guide can move
+    their centres.
+    """
+    model = ctx.model
+    z0 = start.z.to(model.device)
+    reading = read_starts(model, ctx.oracle, z0, start.labels)
+    ref = torch.as_tensor(reading.reference, device=z0.device)
+
+    def judged_class(head: str) -> bool:
+        spec = model.head_spec(head)
+        return spec.kind == "class" and spec.column == ctx.oracle.class_column
+
+    declared = [
+        Keep(g.head, g.tol, g.confidence, g.weight, g.constraint, reference=ref)
+        if isinstance(g, Keep) and judged_class(g.head) else g
+        for g in goals
+    ]  # fmt: skip
+    read_heads = make_readout(model, cfg.readout)
+    bound = [g.bind(model, z0, read_heads) for g in declared]
+    guide = Guide(
+        model, ctx.oracle, cfg.specs, bound, read_heads, reading,
+        confidence=cfg.guide_confidence,
+        trust=cfg.trust, tolerances=cfg.oracle_tol, weight=cfg.guide_weight,
+        keep_confidence=cfg.confidence,
+    )  # fmt: skip
+    return guide, bound
+
+
+def search_strategy(cfg: ExperimentConfig, start: torch.Tensor) -> Strategy:
+    """The gradient-free strategy of a baseline experiment, built for ``start (n, d)``.
+
+    Raises:
+        ImportError: with the install hint, when the method's package is missing.
+    """
+    try:
+        if cfg.method == "random_search":
+            return RandomSearch(start, cfg.sigma, cfg.population, cfg.seed)
+        if cfg.method == "cmaes":
+            from latentsteer.cmaes import CMAES
+
+            return CMAES(start, cfg.sigma, cfg.population, cfg.seed)
+        if cfg.method == "bayesopt":
+            from latentsteer.bayesopt import BayesOpt
+
+            return BayesOpt(start, cfg.box, cfg.init, cfg.population, cfg.seed)
+    except ModuleNotFoundError as err:
+        raise ImportError(
+            f"method {cfg.method} needs the {err.name!r} package: "
+            "pip install 'latentsteer[baselines]'"
+        ) from None
+    raise ValueError(f"unknown method {cfg.method!r}")
+
+
+def _projects(g: Safeguard) -> bool:
+    return isinstance(g, PriorPenalty) and g.radius is not None
+
+
+def recorded_steps(last: int, every: int) -> np.ndarray:
+    """Steps kept in the trajectory: ``0, every, 2·every, ...`` and always ``last``."""
+    return np.unique(np.r_[np.arange(0, last + 1, every), last])
