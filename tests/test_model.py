@@ -129,3 +129,24 @@ def test_bad_head_spec(kwargs, message):
 def test_duplicate_head_names_rejected():
     with pytest.raises(ValueError, match="names must be unique"):
         ModelConfig(heads=(TINY_HEADS[0], TINY_HEADS[0]))
+
+
+def test_folders_name_their_domain_and_older_ones_load_as_mnist(model, tmp_path):
+    import json
+
+    import latentsteer
+
+    save_model(model, tmp_path / "new")
+    config = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert config["model"]["domain"] == "mnist"
+    # A folder written before domains existed has no entry: it is an MNIST model, and its
+    # weights (same names, same layer order) load into the same network.
+    del config["model"]["domain"]
+    (tmp_path / "new" / "config.json").write_text(json.dumps(config))
+    old = latentsteer.load_model(tmp_path / "new")
+    assert old.domain.name == "mnist"
+    z = model.sample_prior(3, seed=2)
+    with torch.no_grad():
+        assert torch.equal(old.decode(z), model.decode(z))
+    keys = set(old.state_dict())
+    assert {"encoder.0.weight", "encoder.7.bias", "decoder.0.weight", "decoder.7.bias"} <= keys

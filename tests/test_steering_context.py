@@ -9,7 +9,7 @@ from conftest import tiny_context
 
 from latentsteer.domains.mnist.steering_context import read_context_file, write_context_file
 from latentsteer.errors import LatentsteerError
-from latentsteer.experiment import Context
+from latentsteer.experiment import Context, ExperimentConfig, run_experiment
 from latentsteer.optimize_config import OptimizeConfig
 
 CFG = OptimizeConfig(reference=30, knn_codes=20)
@@ -21,19 +21,44 @@ def ctx(mnist_test) -> Context:
     return tiny_context(mnist_test, codes=20, reference=30)
 
 
-def test_round_trip_gives_the_features_the_context_computes(ctx, tmp_path):
+def test_round_trip_gives_the_features_the_context_computes(ctx, tmp_path, mnist_test):
     path = tmp_path / "context.npz"
     write_context_file(ctx, path)
     stored = read_context_file(path, CFG, latent_dim=4, feature_dim=F)
-    np.testing.assert_array_equal(stored["reference_features"], ctx.reference_features)
-    np.testing.assert_array_equal(stored["train_codes"], ctx.train_codes.numpy())
-    # A context built with the stored features equals one that computes them itself.
-    again = Context(
-        ctx.model, ctx.oracle, ctx.reference, ctx.reference_label, ctx.reference_value,
-        torch.as_tensor(stored["train_codes"]), None, 1, stored["reference_features"],
-    )  # fmt: skip
-    assert np.array_equal(again.reference_features, ctx.oracle.embed(ctx.reference).numpy())
+    # The stored features are the certifying judge's penultimate layer on the reference,
+    # computed here through the network's own layers, not through Context or embed().
+    judge = ctx.grader.judge
+    with torch.no_grad():
+        direct = judge.features(ctx.reference.unsqueeze(1)).numpy()
+    np.testing.assert_allclose(stored["reference_features"], direct, rtol=0, atol=1e-6)
+    # The kNN codes are the posterior means of the first 20 test digits (tiny_context).
+    first = torch.as_tensor(mnist_test[0][:20], dtype=torch.float32) / 255
+    with torch.no_grad():
+        mu, _ = ctx.model.posterior(first)
+    np.testing.assert_allclose(stored["train_codes"], mu.numpy(), rtol=0, atol=1e-6)
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_stored_features_grade_experiments_as_computed_ones_do(ctx, tmp_path):
+    """A context given the stored features (as the optimize stages are) reports the same
+    realism as one that computes them, and other features would change it."""
+    path = tmp_path / "context.npz"
+    write_context_file(ctx, path)
+    stored = read_context_file(path, CFG, latent_dim=4, feature_dim=F)
+
+    def with_features(features: np.ndarray) -> Context:
+        return Context(
+            ctx.model, ctx.oracle, ctx.reference, ctx.reference_label, ctx.reference_value,
+            torch.as_tensor(stored["train_codes"]), None, 1, features,
+        )  # fmt: skip
+
+    cfg = ExperimentConfig(goals=["thickness=max"], start="random:8", steps=3, guide=False)
+    computed = run_experiment(cfg, ctx).metrics
+    cached = run_experiment(cfg, with_features(stored["reference_features"])).metrics
+    assert cached["realism_start"] == computed["realism_start"]
+    assert cached["realism_end"] == computed["realism_end"]
+    shifted = run_experiment(cfg, with_features(stored["reference_features"] + 1.0)).metrics
+    assert shifted["realism_start"] > computed["realism_start"] + 1.0
 
 
 def test_bad_files_get_one_line(ctx, tmp_path):
