@@ -18,8 +18,8 @@ from latentsteer.experiment import (
     run_experiment,
     write_results,
 )
-from latentsteer.grading import _success
 from latentsteer.goalspec import parse_goal
+from latentsteer.grading import _success
 from latentsteer.model import save_model
 from latentsteer.readout import readout
 
@@ -30,17 +30,20 @@ def ctx(mnist_test) -> Context:
 
 
 def test_config_checks_values_and_goals():
+    G = ["thickness=max"]
     with pytest.raises(ValueError, match="bad goal 'thick'"):
         ExperimentConfig(goals=["thick"])
     with pytest.raises(ValueError, match="at least one goal"):
         ExperimentConfig(goals=[])
     with pytest.raises(ValueError, match="steps must be a positive integer"):
-        ExperimentConfig(steps=0)
+        ExperimentConfig(goals=G, steps=0)
     with pytest.raises(ValueError, match="start it from images"):
-        ExperimentConfig(method="data_space", start="random:5")
+        ExperimentConfig(goals=G, method="data_space", start="random:5")
     with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
-        ExperimentConfig(confidence=1.0)
-    assert "specs" not in ExperimentConfig().as_params()
+        ExperimentConfig(goals=G, confidence=1.0)
+    assert "specs" not in ExperimentConfig(goals=["thickness=max"]).as_params()
+    with pytest.raises(ValueError, match="goals must list at least one goal"):
+        ExperimentConfig()
 
 
 def test_oracle_success_rules():

@@ -232,9 +232,9 @@ def test_tolerances_are_per_property_in_their_units():
     with pytest.raises(ValueError, match="oracle_tol.slant must be a positive number"):
         tolerance("slant", {"slant": 0}, TOLERANCE)
     with pytest.raises(ValueError, match="oracle_tol.colour must be a positive number"):
-        ExperimentConfig(oracle_tol={"colour": -1.0})
+        ExperimentConfig(goals=["thickness=max"], oracle_tol={"colour": -1.0})
     with pytest.raises(ValueError, match="oracle_tol must map properties to tolerances"):
-        ExperimentConfig(oracle_tol=0.5)  # type: ignore[arg-type]  (one number for all: no)
+        ExperimentConfig(goals=["thickness=max"], oracle_tol=0.5)  # type: ignore[arg-type]  (one number for all: no)
 
 
 def test_slant_goals_are_graded_in_radians():

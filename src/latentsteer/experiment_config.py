@@ -16,7 +16,9 @@ from latentsteer.tolerances import goal_tolerance, tolerance
 class ExperimentConfig:
     """One experiment (mirrors an entry of ``params.yaml: experiments``)."""
 
-    goals: list[str] = field(default_factory=lambda: ["thickness=+1.5", "digit=keep"])
+    # What to reach, e.g. [thickness=max, digit=keep] (goalspec.py); no default: the
+    # properties are the model's (its domain's), so every entry names its own.
+    goals: list[str] = field(default_factory=list)
     # latent: gradient ascent on codes; data_space: on pixels (the counter-example);
     # random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
     method: Literal["latent", "data_space", "random_search", "cmaes", "bayesopt"] = "latent"
@@ -66,7 +68,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if not self.goals:
-            raise ValueError("goals must list at least one goal")
+            raise ValueError("goals must list at least one goal, e.g. [thickness=max]")
         self.specs = [parse_goal(g) for g in self.goals]
         for key in ("steps", "knn_k", "record_every", "population", "check_every",
                     "guide_patience"):  # fmt: skip
