@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pytest
 
 from latentsteer.config import load_params, section
@@ -44,6 +45,75 @@ def test_bad_values_name_the_key(values, message):
     with pytest.raises(ConfigError) as err:
         section({"demo": values}, "demo", Demo)
     assert message in str(err.value)
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str = "digit"
+
+
+@dataclass(frozen=True)
+class Nested:
+    goals: list[str] = field(default_factory=list)
+    sizes: tuple[int, ...] = ()
+    limit: int | None = 5
+    tol: dict[str, float] = field(default_factory=dict)
+    choices: list[Literal["x", "y"]] = field(default_factory=list)
+    heads: tuple[Head, ...] = ()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rate": True}, "demo.rate must be float; got True"),
+        ({"rate": np.bool_(True)}, "demo.rate must be float; got np.True_"),
+        ({"rate": "1.5"}, "demo.rate must be float; got '1.5'"),
+        ({"steps": "3"}, "demo.steps must be int; got '3'"),
+        ({"steps": np.int64(3)}, "demo.steps must be int; got np.int64(3)"),
+        ({"mode": ["a"]}, "demo.mode must be one of 'a', 'b'; got ['a']"),
+        ({"name": False}, "demo.name must be str or null; got False"),
+    ],
+)
+def test_pydantic_checks_keep_the_rules(values, message):
+    with pytest.raises(ConfigError) as err:
+        section({"demo": values}, "demo", Demo)
+    assert str(err.value) == f"params.yaml: {message}"
+
+
+def test_the_value_is_kept_as_given():
+    """Pydantic only checks: an int stays an int, a list the same list (same results)."""
+    cfg = section({"demo": {"rate": 2, "name": None}}, "demo", Demo)
+    assert cfg.rate == 2 and type(cfg.rate) is int and cfg.name is None
+    assert section({"demo": {"rate": np.float64(0.5)}}, "demo", Demo).rate == 0.5
+    goals, tol = ["thicken"], {"thickness": 1}
+    nested = section({"n": {"goals": goals, "tol": tol, "limit": None}}, "n", Nested)
+    assert nested.goals is goals and nested.tol is tol and nested.limit is None
+
+
+def test_lists_and_tuples_check_their_items():
+    assert section({"n": {"goals": ("a", "b"), "sizes": [1, 2]}}, "n", Nested).sizes == [1, 2]
+    assert section({"n": {"heads": [Head()], "choices": ["y"]}}, "n", Nested).heads == [Head()]
+    assert section({"n": {"tol": {"x": "not checked here"}}}, "n", Nested).tol  # __post_init__'s
+    cases = [
+        ({"goals": ["a", 1]}, "n.goals must be list; got ['a', 1]"),
+        ({"goals": "ab"}, "n.goals must be list; got 'ab'"),
+        ({"sizes": [1, True]}, "n.sizes must be tuple; got [1, True]"),
+        ({"choices": ["x", "z"]}, "n.choices must be list; got ['x', 'z']"),
+        ({"heads": [{"name": "digit"}]}, "n.heads must be tuple; got [{'name': 'digit'}]"),
+        ({"limit": 1.0}, "n.limit must be int or null; got 1.0"),
+        ({"tol": [1]}, "n.tol must be dict; got [1]"),
+    ]
+    for values, message in cases:
+        with pytest.raises(ConfigError) as err:
+            section({"n": values}, "n", Nested)
+        assert str(err.value) == f"params.yaml: {message}"
+
+
+def test_a_group_member_is_named_by_its_full_key():
+    key = "groups.digits.digit_4"
+    with pytest.raises(ConfigError) as err:
+        section({key: {"steps": 1.5}}, key, Demo)
+    assert str(err.value) == "params.yaml: groups.digits.digit_4.steps must be int; got 1.5"
 
 
 def test_load_params_errors(tmp_path):
