@@ -12,8 +12,8 @@ from typing import Any
 
 from latentsteer.stage import run_stage
 
-# Measuring workers are spawned and import this file again: the heavy imports live in
-# main() so that each worker starts in about 1 s instead of 4.
+# The heavy imports live in main(), so that reading this file (usage errors, tests of its
+# helpers) stays cheap.
 
 REPORT = Path("reports/evaluate.json")
 FIGURES = Path("reports/figures")

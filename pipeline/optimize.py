@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from latentsteer.experiment import Context, ExperimentConfig
     from latentsteer.optimize_config import OptimizeConfig
 
-# The measuring workers are spawned, and a spawned worker imports this file again: torch and
-# the rest are imported inside the functions so that each worker starts in about 1 s, not 4.
+# torch and the rest are imported inside the functions, so that reading this file (usage
+# errors, tests of its helpers) stays cheap.
 
 RESULTS = Path("results")
 MODEL, JUDGE, RAW, LABELS = "models/vae_calibrated", "models/judge", "data/raw", "data/labels"
