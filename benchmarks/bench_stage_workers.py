@@ -3,10 +3,11 @@ imports torch, torchvision and MLflow at the top.
 
 `measure` used to spawn its workers, and a spawned worker imported the main script again
 before it measured anything; since 2026-12-02 it uses joblib's loky pool, whose workers do
-not, and this benchmark shows the ratio is now about 1 (docs/benchmarks.md). Both sides here are small scripts run as separate processes, each timing
-one `measure` call over the same test digits with the same number of workers; only where
-the heavy imports sit differs. The light side is how the stage scripts in `pipeline/` are
-written (heavy imports inside `main()`); the heavy side is how they were written before.
+not, and this benchmark shows the ratio is now about 1 (docs/benchmarks.md). Both sides here
+are small scripts run as separate processes, each timing one `measure` call over the same
+test digits with the same number of workers; only where the heavy imports sit differs. The
+light side is how the stage scripts in `pipeline/` are written (heavy imports inside
+`main()`); the heavy side is how they were written before.
 
     python benchmarks/bench_stage_workers.py [--images 7936] [--workers 2] [--repeats 2]
 """
