@@ -1,0 +1,190 @@
+"""MOSES molecules (Polykovskiy et al. 2020) from the ``molsets==0.3.1`` wheel, verified.
+
+The wheel ships the dataset's CSVs. It is fetched with ``pip download --no-deps`` and read as
+a zip: the package is never installed or imported (its pins, e.g. an old numpy, are not
+ours). The wheel's SHA-256 is checked before it is opened, and each CSV member's SHA-256
+before it is parsed, so a changed file on the index can never become training data.
+
+Splits written by :func:`download`:
+
+* ``train`` — a seeded subset of MOSES train (``train_size`` molecules);
+* ``val`` — another seeded, disjoint subset of MOSES train (``val_size``);
+* ``test`` — the MOSES test split, whole (or its first ``test_size`` rows).
+
+Every SMILES is canonicalised with RDKit; the ones RDKit cannot read are counted and
+reported (``download.json``), never silently kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from latentsteer.atomic import atomic_dir, write_json
+from latentsteer.errors import DataSourceError
+
+REQUIREMENT = "molsets==0.3.1"
+WHEEL_SHA256 = "7f4450e3ebecebe79c3a2a55950c93daddee071120daf64a163d03481e811d34"
+#: split → (zip member, SHA-256 of the member, rows)
+MEMBERS = {
+    "train": (
+        "moses/dataset/data/train.csv.gz",
+        "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c",
+        1_584_663,
+    ),
+    "test": (
+        "moses/dataset/data/test.csv.gz",
+        "f896fbf3764f88d94670b9959e5872c600c12152a18233823e820761b7a791b2",
+        176_074,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class MosesConfig:
+    """Where MOSES comes from and how much of it (mirrors ``params.yaml: molecules.data``)."""
+
+    train_size: int = 100_000  # molecules drawn from MOSES train for training
+    val_size: int = 10_000  # further molecules drawn from MOSES train, disjoint from train
+    test_size: int | None = None  # first N of the MOSES test split (null = all 176 074)
+    seed: int = 0  # seeds the draws
+    wheel: str | None = None  # a local copy of the wheel instead of pip download
+    index_url: str | None = None  # another package index for pip download
+
+    def __post_init__(self) -> None:
+        for key in ("train_size", "val_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"molecules.data.{key} must be a positive integer; got {value!r}")
+        if self.train_size + self.val_size > MEMBERS["train"][2]:
+            raise ValueError(
+                f"molecules.data.train_size + val_size must be at most {MEMBERS['train'][2]}"
+            )
+        if self.test_size is not None and not 1 <= self.test_size <= MEMBERS["test"][2]:
+            raise ValueError(
+                f"molecules.data.test_size must be from 1 to {MEMBERS['test'][2]} or null; "
+                f"got {self.test_size!r}"
+            )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch_wheel(cfg: MosesConfig, workdir: Path) -> Path:
+    """The molsets wheel: the configured local file, or ``pip download`` into ``workdir``.
+
+    Raises:
+        DataSourceError: pip failed (offline, no such index) or the local file is missing.
+    """
+    if cfg.wheel:
+        wheel = Path(cfg.wheel).expanduser()
+        if not wheel.is_file():
+            raise DataSourceError(f"molecules.data.wheel {str(wheel)!r} does not exist")
+        return wheel
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--no-input", "--dest", str(workdir), REQUIREMENT,
+    ]  # fmt: skip
+    if cfg.index_url:
+        cmd += ["--index-url", cfg.index_url]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(workdir.glob("molsets-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
+        raise DataSourceError(
+            f"could not download {REQUIREMENT} with pip ({last.strip()}); check the network "
+            "or the package index (molecules.data.index_url), or put the wheel on disk and "
+            "set molecules.data.wheel"
+        )
+    return wheels[0]
+
+
+def read_member(wheel: Path, split: str) -> list[str]:
+    """The SMILES of one MOSES split, read out of the wheel after both hash checks.
+
+    Raises:
+        DataSourceError: the wheel or the member is not the published one, or unreadable.
+    """
+    data = wheel.read_bytes()
+    if _sha256(data) != WHEEL_SHA256:
+        raise DataSourceError(
+            f"{wheel.name} has SHA-256 {_sha256(data)[:16]}…, not the published "
+            f"{WHEEL_SHA256[:16]}… of {REQUIREMENT}; refusing to read it"
+        )
+    member, sha, rows = MEMBERS[split]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            raw = zf.read(member)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise DataSourceError(f"{wheel.name}: cannot read {member} ({exc})") from None
+    if _sha256(raw) != sha:
+        raise DataSourceError(f"{wheel.name}: {member} is not the published file (SHA-256)")
+    reader = csv.DictReader(io.StringIO(gzip.decompress(raw).decode()))
+    smiles = [row["SMILES"] for row in reader]
+    if len(smiles) != rows:
+        raise DataSourceError(f"{member} holds {len(smiles)} rows, expected {rows}")
+    return smiles
+
+
+def canonical(smiles: list[str]) -> tuple[list[str | None], int]:
+    """RDKit's canonical SMILES of each input (``None`` where RDKit cannot read it).
+
+    Returns:
+        ``(canonical, failed)``: one entry per input, and how many failed.
+    """
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")  # failures are counted and reported, not printed
+    out: list[str | None] = []
+    for s in smiles:
+        mol = Chem.MolFromSmiles(s)
+        out.append(None if mol is None else Chem.MolToSmiles(mol))
+    return out, sum(c is None for c in out)
+
+
+def download(cfg: MosesConfig, out_dir: str | os.PathLike[str]) -> dict[str, object]:
+    """Fetch, verify, split and canonicalise MOSES into ``out_dir/{train,val,test}.parquet``.
+
+    Each table has ``source`` (the index in its MOSES split), ``smiles`` (MOSES's string) and
+    ``canonical`` (RDKit's). ``download.json`` reports counts and failures. The folder is
+    written atomically: an interrupted run leaves the previous one.
+
+    Returns:
+        The report written to ``download.json``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = fetch_wheel(cfg, Path(tmp))
+        moses = {split: read_member(wheel, split) for split in MEMBERS}
+    # One seeded permutation of MOSES train: its head is train, the next val (disjoint).
+    picked = np.random.default_rng(cfg.seed).permutation(len(moses["train"]))
+    picked = picked[: cfg.train_size + cfg.val_size]
+    sources = {
+        "train": picked[: cfg.train_size],
+        "val": picked[cfg.train_size :],
+        "test": np.arange(cfg.test_size or len(moses["test"])),
+    }
+    report: dict[str, object] = {"source": REQUIREMENT, "wheel_sha256": WHEEL_SHA256}
+    with atomic_dir(out_dir) as folder:
+        for split, idx in sources.items():
+            pool = moses["test" if split == "test" else "train"]
+            smiles = [pool[i] for i in idx]
+            canon, failed = canonical(smiles)
+            table = pd.DataFrame({"source": idx.astype(np.int64), "smiles": smiles,
+                                  "canonical": canon})  # fmt: skip
+            table.to_parquet(folder / f"{split}.parquet", index=False)
+            report[split] = {"molecules": len(table), "rdkit_failed": failed}
+        write_json(report, folder / "download.json")
+    return report
