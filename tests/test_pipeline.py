@@ -21,6 +21,7 @@ from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.model import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES
+MOLECULES = ("molecules_download", "molecules_labels")
 
 
 def stages_run(stdout: str) -> list[str]:
@@ -99,6 +100,26 @@ def check_experiment_results(repo: Path) -> None:
     assert set(curves.experiment) == set(ALL_TINY)
 
 
+def check_molecule_labels(repo: Path) -> None:
+    """The molecule tables: sizes from the tiny params, MOSES rows kept, RDKit's values."""
+    from rdkit import Chem
+    from rdkit.Chem import QED, Crippen
+
+    sizes = {"train": 60, "val": 20, "test": 30}
+    raw = {s: pd.read_parquet(repo / "data/molecules/raw" / f"{s}.parquet") for s in sizes}
+    assert not set(raw["train"].source) & set(raw["val"].source)  # disjoint draws
+    assert raw["test"].source.tolist() == list(range(30))  # the first rows of MOSES test
+    for split, n in sizes.items():
+        table = pd.read_parquet(repo / "data/molecules/labels" / f"{split}.parquet")
+        assert len(table) == n and table.valid.all(), split
+        assert table.source.tolist() == raw[split].source.tolist(), split
+        for row in table.head(3).itertuples():
+            mol = Chem.MolFromSmiles(row.canonical)
+            assert row.canonical == raw[split].canonical[row.Index]
+            assert row.qed == pytest.approx(QED.qed(mol), abs=1e-12)
+            assert row.logp == pytest.approx(Crippen.MolLogP(mol), abs=1e-12)
+
+
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory) -> Path:
     """A copy of the project's tracked files with tiny params, as its own git repo."""
@@ -108,8 +129,9 @@ def tiny_repo(tmp_path_factory) -> Path:
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
     for stage in ("download", "labels", "train_judge", "train_certifier", "train", "evaluate",
-                  "calibrate", "context", *OPTIMIZE, "report"):  # fmt: skip
+                  "calibrate", "context", *OPTIMIZE, "report", *MOLECULES):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
+    check_molecule_labels(tiny_repo)
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
         assert list(table.columns) == ["index", "digit", *MEASURES]
@@ -233,7 +255,7 @@ def test_labels_param_change_reruns_dependents_only(tiny_repo):
     again = dvc("repro", cwd=tiny_repo)
     for stage in ("labels", "train", "evaluate", "calibrate", *OPTIMIZE, "report"):
         assert f"Running stage '{stage}'" in again.stdout, stage
-    for stage in ("download", "train_judge", "train_certifier"):
+    for stage in ("download", "train_judge", "train_certifier", *MOLECULES):
         assert f"Running stage '{stage}'" not in again.stdout, stage
     # workers is not a dependency: changing it re-runs nothing.
     params["labels"]["workers"] = 2
@@ -351,6 +373,20 @@ def test_train_param_change_reruns_model_stages_only(tiny_repo):
     again = dvc("repro", cwd=tiny_repo)
     assert sorted(stages_run(again.stdout)) == sorted(expected)
     assert "Running stage" not in dvc("repro", cwd=tiny_repo).stdout
+
+
+def test_molecule_param_change_reruns_molecule_stages_only(tiny_repo):
+    dvc("repro", cwd=tiny_repo)
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    params["molecules"]["data"]["seed"] = 1
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    again = dvc("repro", cwd=tiny_repo)
+    assert sorted(stages_run(again.stdout)) == sorted(MOLECULES)
+    # Where the wheel comes from, and how many workers measure, change nothing written.
+    params["molecules"]["data"]["index_url"] = "https://example.invalid/simple"
+    params["molecules"]["labels"]["workers"] = 2
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "up to date" in dvc("status", cwd=tiny_repo).stdout
 
 
 @pytest.mark.slow

@@ -21,6 +21,10 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 50},
     "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},
     "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
+    "molecules": {
+        "data": {"train_size": 60, "val_size": 20, "test_size": 30},
+        "labels": {"workers": 1},
+    },
 }
 # The tiny pipeline's experiments replace the default ones: one latent, one data-space, and
 # a group of the three gradient-free baselines on the latent one's task (as in the defaults).
@@ -52,7 +56,11 @@ def tiny_params() -> dict:
     """The project's params.yaml with TINY's overrides: every declared key stays present."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for name, values in TINY.items():
-        params[name].update(values)
+        for key, value in values.items():  # one level deeper for sections of sections
+            if isinstance(value, dict) and isinstance(params[name].get(key), dict):
+                params[name][key].update(value)
+            else:
+                params[name][key] = value
     params["experiments"] = TINY_EXPERIMENTS
     params["groups"] = TINY_GROUPS
     return params
