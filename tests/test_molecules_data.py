@@ -111,6 +111,14 @@ def test_workers_give_the_same_table_in_the_same_order():
     assert one.valid.sum() == sum(s != "bad" for s in smiles)
 
 
+@pytest.mark.parametrize("workers", [0, -1])
+def test_bad_worker_counts_are_one_line(workers):
+    with pytest.raises(
+        ValueError, match=f"workers must be a positive integer or None; got {workers}"
+    ):
+        measure_molecules(["CCO"], workers=workers, progress=False)
+
+
 def test_measure_one_row_has_every_column():
     row = measure_one("CCO")
     assert set(row) == {"valid", "canonical", "selfies", "qed", "logp", "sa", "plogp", "mw",

@@ -9,8 +9,8 @@ from latentsteer.domain import OracleReport
 from latentsteer.domains.mnist.judge import Judge
 from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig, measure
 
-# Spawned measure workers re-import the caller's main module; next to torch that takes
-# seconds, more than measuring a few thousand images in this process.
+# Starting the measuring worker processes takes seconds, more than measuring a few thousand
+# images in this process.
 IN_PROCESS_BELOW = 3000
 
 

@@ -98,6 +98,8 @@ def measure_molecules(
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None; got {workers!r}")
     chunks = [list(smiles[i : i + CHUNK]) for i in range(0, len(smiles), CHUNK)]
     n_jobs = workers or (os.cpu_count() or 1)
     bar = tqdm(total=len(smiles), desc="measure", unit="mol", disable=not progress)
