@@ -31,10 +31,10 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.devices import resolve_device
     from latentsteer.domains.mnist.calibrate import CalibrateConfig, calibrate, save_calibrated
     from latentsteer.domains.mnist.datasets import load_split
-    from latentsteer.domains.mnist.labelled import data_hash
     from latentsteer.domains.mnist.morphometry import MorphometryConfig
     from latentsteer.model import load_model
     from latentsteer.modelio import read_metrics
+    from latentsteer.tracking import data_hash
 
     cfg = section(params, "calibrate", CalibrateConfig)
     labels = dict(params.get("labels") or {})

@@ -33,10 +33,11 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.domains.mnist.evaluation import evaluate, latent_traversal
     from latentsteer.domains.mnist.grids import save_grid
     from latentsteer.domains.mnist.judge import load_judge
-    from latentsteer.domains.mnist.labelled import data_hash, read_labels
+    from latentsteer.domains.mnist.labelled import read_labels
     from latentsteer.domains.mnist.morphometry import MorphometryConfig
     from latentsteer.model import load_model
     from latentsteer.plots import save_confusion, save_scatter
+    from latentsteer.tracking import data_hash
 
     labels_cfg = dict(params.get("labels") or {})
     labels_cfg.pop("workers", None)  # the labels stage's processes: not part of the definition

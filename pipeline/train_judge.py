@@ -25,8 +25,8 @@ from latentsteer.domains.mnist.judge import (
     save_judge,
     train_judge,
 )
-from latentsteer.domains.mnist.labelled import data_hash
 from latentsteer.stage import run_stage
+from latentsteer.tracking import data_hash
 
 RAW = "data/raw"
 CONFIGS: dict[str, type[JudgeConfig]] = {"judge": JudgeConfig, "certifier": CertifierConfig}

@@ -21,7 +21,7 @@ from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.model import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES
-MOLECULES = ("molecules_download", "molecules_labels")
+MOLECULES = ("molecules_download", "molecules_labels", "molecules_train", "molecules_evaluate")
 
 
 def stages_run(stdout: str) -> list[str]:
@@ -100,6 +100,26 @@ def check_experiment_results(repo: Path) -> None:
     assert set(curves.experiment) == set(ALL_TINY)
 
 
+def check_molecule_model(repo: Path) -> None:
+    """The molecule model folder, its evaluation and the MLflow run that logged it."""
+    from rdkit import Chem
+
+    model = load_model(repo / "models/molecules/vae")
+    assert model.domain.name == "molecules" and model.head_names == ["qed", "logp", "sa", "plogp"]
+    smiles = model.domain.to_smiles(model.decode(model.sample_prior(3)))
+    assert all(Chem.MolFromSmiles(s) is not None for s in smiles if s)
+    report = json.loads((repo / "reports/molecules/evaluate.json").read_text())
+    for key in ("reconstruction", "qed_r2", "logp_mae", "prior_valid", "prior_unique",
+                "prior_novel", "prior_int_div", "prior_filters", "prior_fcd", "training_fcd"):
+        assert key in report, key  # fmt: skip
+    assert report["prior_samples"] == 20 and report["test_molecules"] <= 30
+    assert 0 <= report["reconstruction"] <= 1 and 0 < report["prior_valid"] <= 1
+    samples = (repo / "reports/molecules/prior_samples.smi").read_text().splitlines()
+    assert len(samples) == 20
+    figures = sorted(p.name for p in (repo / "reports/molecules/figures").iterdir())
+    assert figures == ["prior_samples.png", "reconstructions.png"]
+
+
 def check_molecule_labels(repo: Path) -> None:
     """The molecule tables: sizes from the tiny params, MOSES rows kept, RDKit's values."""
     from rdkit import Chem
@@ -108,7 +128,8 @@ def check_molecule_labels(repo: Path) -> None:
     sizes = {"train": 60, "val": 20, "test": 30}
     raw = {s: pd.read_parquet(repo / "data/molecules/raw" / f"{s}.parquet") for s in sizes}
     assert not set(raw["train"].source) & set(raw["val"].source)  # disjoint draws
-    assert raw["test"].source.tolist() == list(range(30))  # the first rows of MOSES test
+    test_rows = raw["test"].source.tolist()  # a seeded draw from MOSES test, in file order
+    assert len(set(test_rows)) == 30 and test_rows == sorted(test_rows) and test_rows[-1] > 30
     for split, n in sizes.items():
         table = pd.read_parquet(repo / "data/molecules/labels" / f"{split}.parquet")
         assert len(table) == n and table.valid.all(), split
@@ -132,6 +153,7 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
                   "calibrate", "context", *OPTIMIZE, "report", *MOLECULES):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
     check_molecule_labels(tiny_repo)
+    check_molecule_model(tiny_repo)
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
         assert list(table.columns) == ["index", "digit", *MEASURES]
@@ -241,6 +263,16 @@ def test_runs_are_tracked_in_mlflow(tiny_repo):
     assert train_run.data.tags["git_commit"] and train_run.data.tags["data_hash"]
     artifacts = [a.path for a in client.list_artifacts(train_run.info.run_id, "model")]
     assert "model/weights.pt" in artifacts
+    # The molecule stages log to their own experiment.
+    molecules = client.get_experiment_by_name("latentsteer-molecules")
+    runs = {r.data.tags["stage"]: r for r in client.search_runs([molecules.experiment_id])}
+    assert {"molecules_train", "molecules_evaluate"} <= set(runs)
+    assert runs["molecules_train"].data.tags["domain"] == "molecules"
+    report = json.loads((tiny_repo / "reports/molecules/evaluate.json").read_text())
+    logged = runs["molecules_evaluate"].data.metrics
+    assert logged["prior_valid"] == pytest.approx(report["prior_valid"])
+    shown = {a.path for a in client.list_artifacts(runs["molecules_evaluate"].info.run_id)}
+    assert "prior_samples.smi" in shown and "figures" in shown
 
 
 def test_labels_param_change_reruns_dependents_only(tiny_repo):

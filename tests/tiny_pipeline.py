@@ -24,6 +24,9 @@ TINY = {
     "molecules": {
         "data": {"train_size": 60, "val_size": 20, "test_size": 30},
         "labels": {"workers": 1},
+        "model": {"latent_dim": 4, "channels": 4, "hidden": 16, "head_hidden": 8},
+        "train": {"epochs": 1, "batch_size": 20},
+        "evaluate": {"samples": 20, "grid": 4},
     },
 }
 # The tiny pipeline's experiments replace the default ones: one latent, one data-space, and

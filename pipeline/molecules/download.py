@@ -10,12 +10,13 @@ from latentsteer.domains.molecules.moses import MosesConfig, download
 from latentsteer.stage import run_stage
 
 OUT = "data/molecules/raw"
+FILTERS = "data/molecules/filters.csv"  # the MOSES filters' alerts, for evaluation
 
 
 def main(params: dict[str, Any]) -> None:
     data = (params.get("molecules") or {}).get("data") or {}
     cfg = section({"molecules.data": data}, "molecules.data", MosesConfig)
-    report = download(cfg, OUT)
+    report = download(cfg, OUT, FILTERS)
     counts = ", ".join(
         f"{s} {report[s]['molecules']} ({report[s]['rdkit_failed']} unreadable)"  # type: ignore[index]
         for s in ("train", "val", "test")

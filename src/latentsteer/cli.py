@@ -14,37 +14,43 @@ from latentsteer.errors import LatentsteerError, run_reporting
 
 def _cmd_measure(args: argparse.Namespace) -> None:
     from latentsteer.atomic import write_table
-    from latentsteer.registry import get_domain
+    from latentsteer.registry import domain_for_file, get_domain
 
     out_suffix = os.path.splitext(args.out)[1].lower()
     if out_suffix not in (".csv", ".parquet"):  # fail before the slow part
         raise LatentsteerError(f"--out must end in .csv or .parquet; got {args.out!r}")
-    domain = get_domain(args.domain)
+    domain = get_domain(args.domain) if args.domain else domain_for_file(args.input)
     options = {"threshold": args.threshold, "scale": args.scale, "bound_frac": args.bound_frac}
     table = domain.measure_file(args.input, workers=args.workers, options=options)
+    problems = table.attrs.pop("problems", "")
     write_table(table, args.out)
     print(f"measured {len(table)} samples -> {args.out}")
+    if problems:  # rows kept and marked; the user hears which
+        print(f"warning: {problems}", file=sys.stderr)
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
-    import math
-
     import torch
 
+    from latentsteer.atomic import atomic_file
     from latentsteer.model import load_model
 
     if args.n < 1:
         raise LatentsteerError(f"-n must be a positive integer; got {args.n}")
-    if not args.out.lower().endswith(".png"):
-        raise LatentsteerError(f"--out must end in .png; got {args.out!r}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise LatentsteerError(f"--out {args.out} is a folder; give a file name")
     model = load_model(args.model)
-    cols = math.ceil(math.sqrt(args.n))
-    rows = math.ceil(args.n / cols)
+    suffixes = model.domain.sample_suffixes
+    if out.suffix.lower() not in suffixes:
+        raise LatentsteerError(
+            f"--out must end in {' or '.join(suffixes)} for a {model.domain.name} model; "
+            f"got {args.out!r}"
+        )
     with torch.no_grad():
         samples = model.decode(model.sample_prior(args.n, seed=args.seed)).cpu()  # (n, ...)
-    blank = torch.zeros(rows * cols - args.n, *samples.shape[1:])  # fill the last row
-    grid = torch.cat([samples, blank]).reshape(rows, cols, *samples.shape[1:])
-    model.domain.save_grid(grid, args.out)
+    with atomic_file(out) as tmp:
+        model.domain.write_samples(samples, tmp)
     print(f"sampled {args.n} from the prior of a {model.domain.name} model (seed {args.seed}) "
           f"-> {args.out}")  # fmt: skip
 
@@ -94,13 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser(
         "measure",
-        help="the domain's oracle measures of your own samples (MNIST: Morpho-MNIST)",
+        help="the domain's oracle measures of your own samples (MNIST: Morpho-MNIST; "
+        "molecules: RDKit)",
         description="Measure each sample of a file with the domain's oracle, one row per "
         "sample in input order. MNIST: area, length, thickness, slant, width and height of "
-        "each image of a .npy/.npz array or a folder of PNGs.",
+        "each image of a .npy/.npz array or a folder of PNGs. Molecules: validity, canonical "
+        "SMILES, SELFIES, QED, logP, SA, penalized logP, weight, TPSA, rings and heavy atoms "
+        "of each line of a .smi file; a line that does not parse keeps its row with "
+        "valid = false and is named on stderr.",
     )
-    m.add_argument("--domain", default="mnist", help="the kind of data (default: mnist)")
-    m.add_argument("input", help=".npy/.npz array (n, H, W) or a folder of PNGs")
+    m.add_argument(
+        "--domain", default=None,
+        help="the kind of data (default: from the file: .smi → molecules, else mnist)",
+    )  # fmt: skip
+    m.add_argument("input", help=".npy/.npz array (n, H, W), a folder of PNGs, or a .smi file")
     m.add_argument("--out", required=True, help="output table, .csv or .parquet")
     m.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     # Options of MNIST's measures (the domain validates them; others ignore them).
@@ -109,11 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bound-frac", type=float, default=0.02, help="MNIST: mass the box drops")
     m.set_defaults(func=_cmd_measure)
 
-    s = sub.add_parser("sample", help="decode prior draws of a trained model into a PNG grid")
+    s = sub.add_parser(
+        "sample",
+        help="decode prior draws of a trained model: a PNG grid, or (molecules) a .smi file",
+    )
     s.add_argument("--model", default="models/vae", help="model folder (default: models/vae)")
     s.add_argument("-n", type=int, default=64, help="number of samples")
     s.add_argument("--seed", type=int, default=0, help="seed of the prior draws")
-    s.add_argument("--out", required=True, help="output .png")
+    s.add_argument("--out", required=True, help="output .png, or .smi for a molecule model")
     s.set_defaults(func=_cmd_sample)
 
     from latentsteer.config_flags import add_config_flags

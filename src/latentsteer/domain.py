@@ -151,6 +151,26 @@ class Domain:
     # when a context is first loaded: a stage that only builds or trains models then does
     # not depend on the steering engine (dvc.yaml declares what each stage imports).
     context_loader: str | None = None
+    # What `latentsteer sample --out` can write (write_samples), by file suffix.
+    sample_suffixes: tuple[str, ...] = (".png",)
+    # The suffixes of the sample files this domain reads (measure_file, read_samples), so
+    # `latentsteer measure FILE` can tell the domain from the file.
+    file_suffixes: tuple[str, ...] = ()
+
+    # ---------------------------------------------------------------- model folders
+    def config_entries(self) -> dict[str, object]:
+        """What a model of this domain records in its folder's ``config.json`` besides its
+        architecture (molecules: the vocabulary); none by default."""
+        return {}
+
+    def configured(self, entries: Mapping[str, object]) -> Domain:
+        """The domain as a model folder's ``config.json`` ``entries`` configure it (the
+        inverse of :meth:`config_entries`); this domain itself by default.
+
+        Raises:
+            ValueError: entries this domain needs are missing or malformed (one line).
+        """
+        return self
 
     # ---------------------------------------------------------------- networks
     def networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:
@@ -229,6 +249,18 @@ class Domain:
         """Draw ``(rows, cols, *sample_shape)`` samples (rows: samples, columns: steps) as
         one PNG at ``path``."""
         raise NotImplementedError
+
+    def write_samples(self, samples: torch.Tensor, path: str | os.PathLike[str]) -> None:
+        """Write decoded samples ``(n, *sample_shape)`` to ``path`` (``latentsteer sample``):
+        by default a PNG grid of :meth:`save_grid`, filled row by row."""
+        import math
+
+        n = len(samples)
+        cols = math.ceil(math.sqrt(n))
+        rows = math.ceil(n / cols)
+        blank = torch.zeros(rows * cols - n, *samples.shape[1:])  # fill the last row
+        grid = torch.cat([samples.cpu(), blank]).reshape(rows, cols, *samples.shape[1:])
+        self.save_grid(grid, path)
 
     def measure_file(
         self,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,9 @@ from torch import nn
 
 from latentsteer.modelio import read_model_folder, write_model_folder
 from latentsteer.registry import get_domain
+
+if TYPE_CHECKING:
+    from latentsteer.domain import Domain
 
 FORMAT = "latentsteer.MultiHeadVAE/1"
 
@@ -111,11 +114,20 @@ class VAEOutput:
 class MultiHeadVAE(nn.Module):
     """VAE with property heads. See the module docstring for design choices."""
 
-    def __init__(self, config: ModelConfig | None = None) -> None:
+    def __init__(self, config: ModelConfig | None = None, domain: Domain | None = None) -> None:
+        """Build an untrained model.
+
+        Args:
+            config: architecture and heads.
+            domain: the domain as this model's data configure it (molecules: with the
+                vocabulary); by default the registry's, by ``config.domain``.
+        """
         super().__init__()
         self.config = cfg = config or ModelConfig()
         d = cfg.latent_dim
-        self.domain = get_domain(cfg.domain)
+        self.domain = domain if domain is not None else get_domain(cfg.domain)
+        if self.domain.name != cfg.domain:
+            raise ValueError(f"a {self.domain.name} domain cannot build a {cfg.domain} model")
         # Encoder first, then decoder, then heads: the order weights are drawn in.
         self.encoder, self.decoder = self.domain.networks(cfg)
         self.heads = nn.ModuleDict(
@@ -259,7 +271,10 @@ def save_model(
     model: MultiHeadVAE, path: str | os.PathLike[str], metrics: dict | None = None
 ) -> None:
     """Write the model folder atomically: ``config.json``, ``weights.pt``, ``metrics.json``."""
-    write_model_folder(path, FORMAT, asdict(model.config), model.state_dict(), metrics)
+    write_model_folder(
+        path, FORMAT, asdict(model.config), model.state_dict(), metrics,
+        extra=model.domain.config_entries(),
+    )  # fmt: skip
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> MultiHeadVAE:
@@ -270,8 +285,14 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
             not fit the config — one line saying which.
     """
     return read_model_folder(
-        path, FORMAT, lambda cfg: MultiHeadVAE(model_config_from_dict(cfg)), device
+        path, FORMAT, lambda cfg, meta: build_model(model_config_from_dict(cfg), meta), device
     )
+
+
+def build_model(config: ModelConfig, entries: dict) -> MultiHeadVAE:
+    """An untrained model of ``config``, its domain configured by a folder's ``config.json``
+    ``entries`` (molecules: the vocabulary)."""
+    return MultiHeadVAE(config, get_domain(config.domain).configured(entries))
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

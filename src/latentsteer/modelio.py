@@ -68,7 +68,7 @@ def torch_load_safely(path: Path, what: str = "weights file") -> object:
 def read_model_folder(
     path: str | os.PathLike[str],
     fmt: str,
-    build: Callable[[dict[str, Any]], M],
+    build: Callable[[dict[str, Any], dict[str, Any]], M],
     device: str | torch.device = "cpu",
 ) -> M:
     """Rebuild a model from its folder.
@@ -76,7 +76,8 @@ def read_model_folder(
     Args:
         path: the folder.
         fmt: the format tag the config must carry (e.g. ``latentsteer.MultiHeadVAE/1``).
-        build: makes an untrained model from the stored config dict.
+        build: makes an untrained model from the stored model config and the whole
+            ``config.json`` (whose other entries some domains need, e.g. a vocabulary).
         device: where to put it; it is returned in eval mode.
 
     Raises:
@@ -98,7 +99,7 @@ def read_model_folder(
         found = meta.get("format") if isinstance(meta, dict) else None
         raise LatentsteerError(f"{cfg_path} is not a {fmt} folder (format: {found!r})")
     try:
-        model = build(meta["model"])
+        model = build(meta["model"], meta)
     except (TypeError, ValueError, KeyError) as exc:
         raise LatentsteerError(f"{cfg_path} has a bad model config ({exc})") from None
     state = torch_load_safely(w_path)

@@ -78,3 +78,18 @@ def domain_of(model_dir: str | os.PathLike[str]) -> Domain:
         return get_domain(name)
     except ValueError as err:
         raise LatentsteerError(f"{model_dir}: {err}") from None
+
+
+def domain_for_file(path: str | os.PathLike[str]) -> Domain:
+    """The domain whose sample files end like ``path`` (``file_suffixes``); MNIST, whose
+    samples may also be a folder of PNGs, when none does.
+
+    Raises:
+        ValueError: the suffix is claimed by more than one domain (one line: pass a domain).
+    """
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    found = [d for d in map(get_domain, names()) if suffix and suffix in d.file_suffixes]
+    if len(found) > 1:
+        listed = ", ".join(d.name for d in found)
+        raise ValueError(f"{suffix} files belong to several domains ({listed}); pass --domain")
+    return found[0] if found else get_domain("mnist")

@@ -8,6 +8,7 @@ commit, and the hash of the data they read.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -97,3 +98,14 @@ def start_run(
     all_tags = {"stage": stage, "domain": domain, "git_commit": git_commit(), **(tags or {})}
     with mlflow.start_run(run_name=run_name, tags=all_tags) as run:
         yield Run(mlflow, run)
+
+
+def data_hash(*paths: str | os.PathLike[str]) -> str:
+    """Short content hash of the files under ``paths``, to tag runs with their data."""
+    h = hashlib.sha256()
+    for root in paths:
+        for f in sorted(Path(root).rglob("*")):
+            if f.is_file():
+                h.update(f.name.encode())
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:12]

@@ -49,6 +49,7 @@ class MnistDomain(Domain):
         "data": "data/raw",
         "labels": "data/labels",
     }
+    file_suffixes = (".npy", ".npz")  # or a folder of PNGs
     start_help = "random:N, test:A-B (inclusive), or a path to a .npy/.npz array or a PNG folder"
 
     def networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:

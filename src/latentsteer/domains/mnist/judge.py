@@ -200,5 +200,5 @@ def load_judge(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     architectures record none, and hold a ``lenet``.
     """
     return read_model_folder(
-        path, FORMAT, lambda cfg: Judge(dict(cfg).get("arch", "lenet")), device
+        path, FORMAT, lambda cfg, _meta: Judge(dict(cfg).get("arch", "lenet")), device
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -68,14 +67,3 @@ def load_labelled(
         )
     x = torch.as_tensor(images[idx], dtype=torch.float32) / 255.0
     return Dataset(x, targets)
-
-
-def data_hash(*paths: str | os.PathLike[str]) -> str:
-    """Short content hash of the files under ``paths``, to tag runs with their data."""
-    h = hashlib.sha256()
-    for root in paths:
-        for f in sorted(Path(root).rglob("*")):
-            if f.is_file():
-                h.update(f.name.encode())
-                h.update(hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()[:12]

