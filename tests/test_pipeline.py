@@ -109,8 +109,18 @@ def check_molecule_model(repo: Path) -> None:
     smiles = model.domain.to_smiles(model.decode(model.sample_prior(3)))
     assert all(Chem.MolFromSmiles(s) is not None for s in smiles if s)
     report = json.loads((repo / "reports/molecules/evaluate.json").read_text())
-    for key in ("reconstruction", "qed_r2", "logp_mae", "prior_valid", "prior_unique",
-                "prior_novel", "prior_int_div", "prior_filters", "prior_fcd", "training_fcd"):
+    for key in (
+        "reconstruction",
+        "qed_r2",
+        "logp_mae",
+        "prior_valid",
+        "prior_unique",
+        "prior_novel",
+        "prior_int_div",
+        "prior_filters",
+        "prior_fcd",
+        "training_fcd",
+    ):
         assert key in report, key  # fmt: skip
     assert report["prior_samples"] == 20 and report["test_molecules"] <= 30
     assert 0 <= report["reconstruction"] <= 1 and 0 < report["prior_valid"] <= 1

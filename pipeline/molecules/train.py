@@ -29,7 +29,8 @@ CHECKPOINT = Path("checkpoints/molecules_train/last.pt")  # git-ignored; survive
 
 def main(params: dict[str, Any]) -> None:
     section_ = params.get("molecules") or {}
-    mcfg = model_config(section_.get("model"), "molecules.model")
+    model = {"domain": "molecules", **(section_.get("model") or {})}
+    mcfg = model_config(model, "molecules.model")
     if mcfg.domain != "molecules":
         raise ValueError(
             f"params.yaml: molecules.model.domain must be molecules; got {mcfg.domain!r}"

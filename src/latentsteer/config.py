@@ -124,5 +124,10 @@ def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
         return cls(**values)
     except (ValueError, TypeError) as exc:
         msg = str(exc)
+        # A config shared by two sections (molecules.train is a TrainConfig) names its keys
+        # by the short name ("train.epochs"): say the full key.
+        short = name.rsplit(".", 1)[-1]
+        if short != name and msg.startswith(f"{short}.") and not msg.startswith(f"{name}."):
+            msg = name + msg[len(short) :]
         prefix = "" if msg.startswith(f"{name}.") else f"{name}: "
         raise ConfigError(f"params.yaml: {prefix}{msg}") from None

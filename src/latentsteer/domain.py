@@ -37,6 +37,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from latentsteer.errors import LatentsteerError
+
 if TYPE_CHECKING:
     from latentsteer.context import Context
     from latentsteer.model import ModelConfig, MultiHeadVAE
@@ -219,7 +221,7 @@ class Domain:
             LatentsteerError: a missing or damaged source (one line).
         """
         if self.context_loader is None:
-            raise NotImplementedError(f"the {self.name} domain loads no steering context")
+            raise LatentsteerError(f"steering is not available for {self.name} models yet")
         module, attr = self.context_loader.split(":")
         loader = getattr(importlib.import_module(module), attr)
         return loader(self, model_dir, settings, sources, cached)

@@ -76,7 +76,5 @@ def load_molecules(
     idx = np.flatnonzero(keep)[:limit] if limit else np.flatnonzero(keep)
     rows = table.iloc[idx].reset_index(drop=True)
     x = torch.as_tensor(vocabulary.encode(list(rows.selfies)), dtype=torch.float32)
-    targets = {
-        h.name: torch.tensor(rows[h.column].to_numpy(), dtype=torch.float32) for h in heads
-    }
+    targets = {h.name: torch.tensor(rows[h.column].to_numpy(), dtype=torch.float32) for h in heads}
     return LabelledMolecules(Dataset(x, targets), rows, int(len(table) - keep.sum()))
