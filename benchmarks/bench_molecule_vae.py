@@ -20,7 +20,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from latentsteer.domains.molecules.domain import MOLECULES
 from latentsteer.domains.molecules.networks import (
+    ConvDecoder,
     ConvEncoder,
     GRUDecoder,
     GRUEncoder,
@@ -30,6 +32,10 @@ from latentsteer.domains.molecules.vocabulary import Vocabulary
 from latentsteer.model import gaussian_kl
 
 LABELS = "data/molecules/labels"
+
+
+def train_df_canonical(n: int) -> list[str]:
+    return pd.read_parquet(f"{LABELS}/train.parquet", columns=["canonical"]).canonical[:n].tolist()
 
 
 def candidates(vocab: int, length: int, latent: int, hidden: int) -> dict:
@@ -45,6 +51,10 @@ def candidates(vocab: int, length: int, latent: int, hidden: int) -> dict:
         "conv → MLP (all positions at once)": lambda: (
             ConvEncoder(vocab, length, 64, hidden, latent),
             MLPDecoder(vocab, length, 2 * hidden, latent),
+        ),
+        "conv → transposed conv (all positions at once)": lambda: (
+            ConvEncoder(vocab, length, 64, hidden, latent),
+            ConvDecoder(vocab, length, 64, 2 * hidden, latent),
         ),
     }
 
@@ -85,16 +95,32 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--only", help="substring of the candidates to run")
+    ap.add_argument(
+        "--fcd",
+        type=int,
+        default=0,
+        help="also decode N prior samples and report their FCD against N "
+        "validation molecules (and N training molecules' own FCD)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train_df = pd.read_parquet(f"{LABELS}/train.parquet", columns=["selfies"])
-    val_df = pd.read_parquet(f"{LABELS}/val.parquet", columns=["selfies"])
+    val_df = pd.read_parquet(f"{LABELS}/val.parquet", columns=["selfies", "canonical"])
     vocab = Vocabulary.fit(train_df.selfies)
     x = torch.as_tensor(vocab.encode(list(train_df.selfies)), dtype=torch.float32)
     xv = torch.as_tensor(vocab.encode(list(val_df.selfies[:1000])), dtype=torch.float32)
     print(f"{platform.processor() or platform.machine()}, {args.threads} thread(s), "
           f"{args.minutes} min each, latent {args.latent}, hidden {args.hidden}, "
           f"beta {args.beta}, lr {args.lr}, batch {args.batch}")  # fmt: skip
+    fcd = reference = None
+    if args.fcd:
+        from fcd_torch import FCD
+
+        fcd = FCD(device="cpu", n_jobs=1)
+        reference = fcd.precalc(val_df.canonical[: args.fcd].tolist())
+        floor = fcd.metric(reference, fcd.precalc(train_df_canonical(args.fcd)))
+        print(f"FCD of {args.fcd} training molecules against as many validation ones: {floor:.2f}")
+    domain = MOLECULES.with_vocabulary(vocab)
     first = None
     for name, build in candidates(vocab.size, vocab.length, args.latent, args.hidden).items():
         if args.only and args.only not in name:
@@ -105,8 +131,14 @@ def main() -> None:
         encoder.eval(), decoder.eval()
         score = exact(encoder, decoder, xv)
         first = first if first is not None else max(score, 1e-9)
-        print(f"{name:36s} steps {steps:6d}  exact reconstruction {score:6.1%}  "
-              f"ratio {score / first:5.2f}", flush=True)  # fmt: skip
+        line = f"{name:46s} steps {steps:6d}  exact reconstruction {score:6.1%}  "
+        line += f"ratio {score / first:5.2f}"
+        if fcd is not None:
+            with torch.no_grad():
+                z = torch.randn(args.fcd, args.latent, generator=torch.Generator().manual_seed(0))
+                smiles = [s for s in domain.to_smiles(decoder(z).argmax(2).float()) if s]
+            line += f"  prior FCD {fcd.metric(reference, fcd.precalc(smiles)):.2f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,17 @@ def test_measure_with_an_unknown_domain_lists_the_known_ones(tmp_path, capsys):
     assert main(["measure", str(src), "--domain", "proteins", "--out", str(out)]) != 0
     err = capsys.readouterr().err
     assert "unknown domain 'proteins'; known: mnist, molecules" in err and not out.exists()
+
+
+def test_the_file_suffix_picks_the_domain_and_molecules_plug_in_by_entry_point(tmp_path):
+    from importlib.metadata import entry_points
+
+    from latentsteer.registry import BUILT_IN, domain_for_file
+
+    assert domain_for_file("mols.smi").name == "molecules"
+    assert domain_for_file("MOLS.SMILES").name == "molecules"
+    assert domain_for_file("digits.npz").name == "mnist"
+    assert domain_for_file(tmp_path).name == "mnist"  # a folder of PNGs
+    # Installed like a user's plug-in would be, not hard-wired into the engine.
+    assert "molecules" not in BUILT_IN
+    assert "molecules" in {e.name for e in entry_points(group="latentsteer.domains")}

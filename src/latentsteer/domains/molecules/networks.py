@@ -13,6 +13,8 @@ are in ``docs/molecules.md``):
 * :class:`GRUDecoder` — autoregressive: each token is predicted from the code and the tokens
   before it (teacher forcing in training, greedy decoding otherwise).
 * :class:`MLPDecoder` — all positions at once from the code alone (no autoregression).
+* :class:`ConvDecoder` — all positions at once too, but through transposed 1-D convolutions,
+  so neighbouring positions are computed from shared features.
 """
 
 from __future__ import annotations
@@ -119,3 +121,26 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z).view(len(z), self.length, self.vocab)
+
+
+class ConvDecoder(nn.Module):
+    """Non-autoregressive decoder ``(B, d) → (B, L, V)``: dense layers to a sequence a
+    quarter as long, two transposed convolutions that double it, and a convolution to the
+    token logits."""
+
+    def __init__(self, vocab: int, length: int, channels: int, hidden: int, latent: int) -> None:
+        super().__init__()
+        self.length = length
+        c = channels
+        reduced = math.ceil(math.ceil(length / 2) / 2)
+        self.net = nn.Sequential(
+            nn.Linear(latent, hidden), nn.SiLU(),
+            nn.Linear(hidden, 2 * c * reduced), nn.SiLU(),
+            nn.Unflatten(1, (2 * c, reduced)),
+            nn.ConvTranspose1d(2 * c, 2 * c, 4, stride=2, padding=1), nn.SiLU(),  # 2 × reduced
+            nn.ConvTranspose1d(2 * c, c, 4, stride=2, padding=1), nn.SiLU(),  # 4 × reduced
+            nn.Conv1d(c, vocab, 5, padding=2),
+        )  # fmt: skip
+
+    def forward(self, z: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z)[:, :, : self.length].transpose(1, 2)  # (B, L, V)
