@@ -66,17 +66,6 @@ def test_sample_to_an_unknown_format_is_one_line(model_dir, tmp_path, capsys):
     assert "--out must end in .smi or .png for a molecules model" in err and not out.exists()
 
 
-def test_steering_a_molecule_model_is_one_line_until_it_exists(model_dir, tmp_path, capsys):
-    start = tmp_path / "start.smi"
-    start.write_text("CCO\n")
-    out = tmp_path / "run"
-    args = ["steer", "--model", str(model_dir), "--start", str(start), "--goal", "qed=max"]
-    assert main([*args, "--out", str(out)]) != 0
-    err = capsys.readouterr().err.strip()
-    assert err.endswith("steering is not available for molecules models yet")
-    assert len(err.splitlines()) == 1 and not out.exists()
-
-
 def test_measure_with_an_unknown_domain_lists_the_known_ones(tmp_path, capsys):
     src = tmp_path / "mols.smi"
     src.write_text("CCO\n")

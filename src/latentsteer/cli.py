@@ -64,6 +64,13 @@ def _cmd_steer(args: argparse.Namespace) -> None:
     if out.exists() and not out.is_dir():  # fail before the slow part, and write nothing
         raise LatentsteerError(f"--out {args.out} is an existing file; give a folder")
     domain = domain_of(args.model)
+    if getattr(domain, "steerer", None) is not None:  # molecules: a protocol of its own
+        _steer_own(args, domain.name, out)
+        return
+    if args.similarity is not None or args.bound:
+        raise LatentsteerError(
+            f"--similarity and --bound apply to molecule models; {args.model} is {domain.name}"
+        )
     sources = {}
     for name in domain.sources:  # the flags given; "none" switches a source off
         value = getattr(args, f"source_{name}", None)
@@ -74,6 +81,34 @@ def _cmd_steer(args: argparse.Namespace) -> None:
         workers=args.workers, **sources, **given(args, args.config_fields),
     )  # fmt: skip
     print(f"steered {', '.join(args.goal)}: {summary_line(outcome.metrics)} -> {args.out}")
+
+
+#: Flags of `latentsteer steer` a molecule model takes besides --goal, --start and --out.
+MOLECULE_FLAGS = ("method", "seed", "steps", "lr", "budget", "population", "sigma")
+
+
+def _steer_own(args: argparse.Namespace, domain: str, out: Path) -> None:
+    """``latentsteer steer`` on a model whose domain steers its own way (molecules)."""
+    from latentsteer.domains.molecules.request import parse_bound
+    from latentsteer.request import steer
+
+    settings = given(args, args.config_fields)
+    other = sorted(set(settings) - set(MOLECULE_FLAGS))
+    if other:
+        flags = ", ".join("--" + k.replace("_", "-") for k in other)
+        raise LatentsteerError(f"{flags}: not used by {domain} models; their settings: "
+                               f"--similarity, --bound, "
+                               f"{', '.join('--' + k for k in MOLECULE_FLAGS)}")  # fmt: skip
+    if args.similarity is not None:
+        settings["similarity"] = args.similarity
+    if args.bound:
+        settings["bounds"] = dict(parse_bound(b) for b in args.bound)
+    outcome = steer(args.goal, args.start, model=args.model, out=out, device=args.device,
+                    workers=args.workers, **settings)  # fmt: skip
+    m = outcome.metrics
+    print(f"steered {len(outcome.table)} molecules ({m['task']}): RDKit confirms "
+          f"{m['success']:.0%} ({m['oracle_calls']:.0f} RDKit calls a start on average) "
+          f"-> {args.out}/molecules.csv")  # fmt: skip
 
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a goal, repeatable ({SYNTAX})")  # fmt: skip
     t.add_argument("--start", default="random:256",
                    help="where to start: random:N, or what the model's domain reads "
-                   "(MNIST: test:A-B, or a .npy/.npz array or a PNG folder)")  # fmt: skip
+                   "(MNIST: test:A-B, or a .npy/.npz array or a PNG folder; molecules: a "
+                   ".smi file)")  # fmt: skip
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument(
         "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
@@ -159,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_flags(t)
     # Every other setting of an experiment entry, generated from ExperimentConfig.
     t.set_defaults(config_fields=add_config_flags(t, ExperimentConfig, skip=("goals", "start")))
+    t.add_argument(
+        "--similarity",
+        type=float,
+        default=None,
+        help="molecules: the least Tanimoto similarity of a result to its start (default 0.4)",
+    )
+    t.add_argument(
+        "--bound",
+        action="append",
+        default=[],
+        help="molecules: a range a result must lie in, repeatable: prop=LO:HI, prop=LO: or "
+        "prop=:HI",
+    )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, default=None, help="processes for the measures")
     t.set_defaults(func=_cmd_steer)

@@ -32,7 +32,7 @@ def steer(
     device: str = "auto",
     workers: int | None = None,
     **settings: Any,
-) -> Outcome:
+) -> Outcome | Any:
     """Steer samples towards ``goals`` and certify them.
 
     Args:
@@ -50,6 +50,11 @@ def steer(
             grades with the guide judge, and the metrics say so —, ``data``, ``labels``),
             and any field of :class:`ExperimentConfig` (``steps``, ``guide``, ...).
 
+    A model whose domain steers its own way hands the request to it: a molecule model
+    returns a :class:`~latentsteer.domains.molecules.steering.MoleculeOutcome` (settings:
+    ``similarity``, ``bounds``, ``budget``, ``method``, ...; start: a ``.smi`` file or
+    ``random:N``; ``out`` gets ``molecules.csv``, ``metrics.json`` and ``grid.png``).
+
     Returns:
         The :class:`Outcome`: ``outcome.metrics`` has oracle success next to the heads', and
         ``outcome.per_sample["success"]`` says which samples the oracles certified.
@@ -61,6 +66,14 @@ def steer(
     sources: dict[str, Any] = {}
     if context is None:
         domain = domain_of(model)
+        if (steerer := getattr(domain, "steerer", None)) is not None:
+            # A domain with a steering protocol of its own (molecules) takes the request.
+            import importlib
+
+            module, attr = steerer.split(":")
+            run = getattr(importlib.import_module(module), attr)
+            return run(goals, start, model=model, out=out, device=device, workers=workers,
+                       **settings)  # fmt: skip
         sources = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
     cfg = ExperimentConfig(goals=list(goals), start=start, **settings)
     if context is None:

@@ -47,6 +47,10 @@ class MoleculeDomain(Domain):
     sample_suffixes = (".smi", ".png")
     file_suffixes = SUFFIXES
     start_help = "random:N, or a .smi file (one SMILES per line)"
+    # Steering molecules is its own protocol (candidates checked by RDKit under a similarity
+    # constraint): `latentsteer steer` and latentsteer.steer() hand it to this function
+    # instead of the shared experiment runner (docs/domains.md).
+    steerer = "latentsteer.domains.molecules.request:steer_molecules_request"
 
     def __init__(self, vocabulary: Vocabulary | None = None) -> None:
         self.vocabulary = vocabulary

@@ -1,0 +1,153 @@
+"""What latent ascent on molecules is compared with, on the same starts and oracle budget.
+
+Each baseline only decides *which molecules to ask RDKit about* for each start; the result
+of every method is then chosen by the same rule from what it asked (:mod:`.task`), so the
+methods differ in their proposals alone.
+
+* :func:`latent_search` — random search or CMA-ES in the latent space around the same
+  starting codes the ascent uses (the inverted codes of :mod:`.proposals`), scored by RDKit
+  on the decoded molecule: the gradient-free kinds of the shared engine
+  (:class:`~latentsteer.random_search.RandomSearch`, :class:`~latentsteer.cmaes.CMAES`).
+* :func:`genetic` — a graph genetic algorithm with no model at all (``mol_ga``, Tripp et al.
+  2023), seeded with the start alone.
+* :func:`best_of_dataset` — the best training molecule within the similarity threshold: the
+  honest "best of the data". It reads the labels the ``molecules_labels`` stage measured and
+  spends no oracle call (its budget is the whole training set, reported beside it).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from latentsteer.domains.molecules.oracle_calls import CountedOracle
+from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
+from latentsteer.domains.molecules.task import MoleculeTask, judge
+from latentsteer.model import MultiHeadVAE
+
+#: Value given to a dissimilar proposal: below any similar one, and higher the closer it is,
+#: so a search that strays can find its way back.
+FAR = -10.0
+
+
+def _values(
+    task: MoleculeTask, i: int, smiles: list[str], start: str, start_fp: object,
+    oracle: CountedOracle, grade: Callable[..., object],
+) -> np.ndarray:  # fmt: skip
+    """Search values of start ``i``'s proposals: RDKit's score where similar enough (a call
+    each, while the budget lasts), else ``FAR`` minus the missing similarity."""
+    sims = tanimoto(start_fp, fingerprints(smiles))
+    same = np.array([s == start for s in smiles], dtype=bool)
+    ok = (sims >= task.similarity) & ~same
+    values = FAR - 10.0 * np.maximum(task.similarity - sims, 0.0) - same
+    if ok.any():
+        measured = oracle.measure(i, [s for s, k in zip(smiles, ok, strict=True) if k])
+        score = grade(measured, sims[ok]).score  # type: ignore[attr-defined]
+        values[ok] = np.where(np.isfinite(score), score, FAR)  # NaN rows: over budget
+    return values
+
+
+def latent_search(
+    model: MultiHeadVAE,
+    codes: torch.Tensor,
+    starts: list[str],
+    task: MoleculeTask,
+    oracle: CountedOracle,
+    grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]],
+    kind: str,
+) -> np.ndarray:
+    """Ask RDKit about decoded codes proposed by random search or CMA-ES around ``codes``.
+
+    Args:
+        codes: ``(n, d)`` starting codes (the ascent's, after inversion).
+        starts: the starts' canonical SMILES.
+        grade: start index → a function of ``(measured values, similarities)`` giving
+            :class:`~.task.Verdicts`.
+        kind: ``random`` or ``cmaes``.
+
+    Returns:
+        ``(n,)`` model calls (decodes) per start.
+    """
+    from latentsteer.cmaes import CMAES
+    from latentsteer.random_search import RandomSearch
+
+    make = {"random": RandomSearch, "cmaes": CMAES}[kind]
+    strategy = make(codes.cpu(), task.sigma, task.population, task.seed)
+    start_fps = fingerprints(starts)
+    n = len(starts)
+    calls = np.zeros(n, dtype=np.int64)
+    # Rounds stop once every start has spent its budget, or after three budgets' worth of
+    # proposals (a search stuck on molecules it already asked about spends nothing).
+    for _ in range(math.ceil(3 * task.budget / task.population)):
+        active = [i for i in range(n) if oracle.left(i) > 0]
+        if not active:
+            break
+        candidates = strategy.ask()  # (m, n, d)
+        m = candidates.shape[0]
+        with torch.no_grad():
+            tokens = model.decode(candidates.reshape(m * n, -1).to(model.device)).cpu()
+        smiles = np.array(model.domain.to_smiles(tokens), dtype=object).reshape(m, n)
+        values = torch.full((m, n), FAR)
+        for i in active:
+            calls[i] += m
+            v = _values(task, i, list(smiles[:, i]), starts[i], start_fps[i], oracle, grade(i))
+            values[:, i] = torch.as_tensor(v, dtype=torch.float32)
+        strategy.tell(candidates, values)
+    return calls
+
+
+def genetic(
+    starts: list[str],
+    task: MoleculeTask,
+    oracle: CountedOracle,
+    grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]],
+    offspring: int = 20,
+) -> None:
+    """Ask RDKit about the molecules a graph GA (``mol_ga``) breeds from each start alone.
+
+    The GA maximises the same score the results are chosen by; a molecule below the
+    similarity threshold is scored ``FAR`` without a call. Generations stop at three
+    budgets' worth of offspring; the budget caps the calls.
+    """
+    from mol_ga import default_ga
+
+    start_fps = fingerprints(starts)
+    for i, start in enumerate(starts):
+
+        def score(smiles: list[str], i: int = i, start: str = start) -> list[float]:
+            return _values(task, i, smiles, start, start_fps[i], oracle, grade(i)).tolist()
+
+        default_ga(
+            starting_population_smiles=[start], scoring_function=score,
+            max_generations=math.ceil(3 * task.budget / offspring), offspring_size=offspring,
+            population_size=100, rng=random.Random(task.seed + i),
+        )  # fmt: skip
+
+
+def best_of_dataset(
+    starts: list[str],
+    task: MoleculeTask,
+    dataset: pd.DataFrame,
+    start_values: pd.DataFrame,
+    spread: Mapping[str, float],
+    tolerance: Mapping[str, float],
+    dataset_fps: list[object] | None = None,
+) -> list[int | None]:
+    """For each start, the row of ``dataset`` (``canonical`` and the properties) a method
+    choosing among training molecules would return, or ``None``."""
+    fps = dataset_fps if dataset_fps is not None else fingerprints(dataset.canonical.tolist())
+    names = dataset.canonical.to_numpy()
+    out: list[int | None] = []
+    for i, (start, fp) in enumerate(zip(starts, fingerprints(starts), strict=True)):
+        sims = tanimoto(fp, fps)
+        near = np.flatnonzero(sims >= task.similarity)
+        verdict = judge(task, dataset.iloc[near].reset_index(drop=True), start_values.iloc[i],
+                        sims[near], names[near] == start, spread, tolerance)  # fmt: skip
+        best = verdict.best()
+        out.append(None if best is None else int(near[best]))
+    return out

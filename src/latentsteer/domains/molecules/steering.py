@@ -1,0 +1,385 @@
+"""Steer molecules: one task, one method, every start; RDKit certifies each result.
+
+:func:`steer_molecules` runs a :class:`~.task.MoleculeTask` on :class:`MoleculeStarts`:
+
+* the method decides which molecules to ask RDKit about for each start, within the task's
+  oracle budget (:mod:`.oracle_calls`): latent ascent ranks the candidates it proposes
+  (:mod:`.proposals`) by the heads' reading, the baselines propose their own way
+  (:mod:`.baselines`);
+* every method's result is the best *acceptable* molecule it asked about, by the task's
+  rules (:mod:`.task`), or the start itself when there is none;
+* each result is then measured again by RDKit from its written SMILES, and graded next to
+  the heads' reading of it (their success, and the gap between the two).
+
+``unguarded`` is the counter-example: the plain ascent from the encoder's code, its last
+decoded molecule returned whatever it is; the heads' claims sit next to RDKit's measures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from latentsteer.domains.molecules.baselines import best_of_dataset, genetic, latent_search
+from latentsteer.domains.molecules.oracle_calls import CountedOracle
+from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
+from latentsteer.domains.molecules.proposals import Proposals, invert, propose, read_rows
+from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
+from latentsteer.domains.molecules.task import MoleculeTask, Verdicts, describe, judge, judge_table
+from latentsteer.model import MultiHeadVAE
+
+CERTIFIED_BY = "RDKit, recomputed from each result's SMILES"
+
+
+@dataclass
+class MoleculeStarts:
+    """Starting molecules.
+
+    Attributes:
+        inputs: the SMILES as given (what ``molecules.csv`` calls ``start``).
+        smiles: their canonical SMILES.
+        tokens: ``(n, L)`` their token rows in the model's vocabulary.
+        values: RDKit's measures of each, one row per start (``properties.COLUMNS``).
+    """
+
+    inputs: list[str]
+    smiles: list[str]
+    tokens: torch.Tensor
+    values: pd.DataFrame
+
+
+def read_starts(
+    model: MultiHeadVAE, smiles: list[str], names: list[str] | None = None
+) -> MoleculeStarts:
+    """Starts from SMILES; a molecule the model cannot read is one error naming it.
+
+    Raises:
+        ValueError: no molecules, or one that does not parse, is several fragments, has a
+            token outside the vocabulary or is too long (``names`` say which).
+    """
+    if not smiles:
+        raise ValueError("no starting molecules given")
+    tokens = model.domain.encode_smiles(smiles, names)  # type: ignore[attr-defined]
+    values = measure_molecules(list(smiles), workers=1, progress=False)
+    return MoleculeStarts(list(smiles), values.canonical.tolist(), tokens,
+                          values[list(COLUMNS)].reset_index(drop=True))  # fmt: skip
+
+
+def property_spreads(model: MultiHeadVAE, properties: list[str]) -> dict[str, float]:
+    """Each property's spread over the training molecules, as the heads recorded it when
+    trained (their targets' standard deviations): the units of the score that ranks
+    results. A property no head predicts gets ten of its tolerances (the tolerances are
+    about a tenth of each spread)."""
+    out = {}
+    for p in properties:
+        heads = [i for i, h in enumerate(model.config.heads) if h.column == p]
+        if heads:
+            out[p] = float(model.target_std[heads[0]])
+        else:
+            out[p] = 10 * model.domain.tolerances[p]
+    return out
+
+
+@dataclass
+class MoleculeOutcome:
+    """What one task and method gave.
+
+    Attributes:
+        task: the request.
+        table: one row per start, in input order: ``start``, ``smiles`` (the result; the
+            start itself when nothing acceptable was found), ``start_<p>`` and ``<p>`` for
+            every measured property, ``similarity``, ``success`` (RDKit's verdict),
+            ``changed`` (another molecule than the start), ``heads_success`` (the heads'
+            verdict on the same result; empty where they cannot read it), ``oracle_calls``
+            and ``model_calls``.
+        metrics: the summary (see :func:`summarise`).
+        paths: per start, the molecules that improved its best acceptable result in the
+            order the method found them (for the grid).
+    """
+
+    task: MoleculeTask
+    table: pd.DataFrame
+    metrics: dict[str, Any]
+    paths: list[list[str]] = field(default_factory=list)
+
+
+def steer_molecules(
+    model: MultiHeadVAE,
+    starts: MoleculeStarts,
+    task: MoleculeTask,
+    spread: dict[str, float],
+    *,
+    dataset: pd.DataFrame | None = None,
+    dataset_fps: list[object] | None = None,
+    cache: dict[str, dict[str, float]] | None = None,
+    workers: int | None = None,
+    proposals: Proposals | None = None,
+) -> MoleculeOutcome:
+    """Run ``task`` from every start with ``task.method`` (see the module docstring).
+
+    Args:
+        spread: property → its standard deviation over the training molecules (the units
+            of the score that ranks acceptable results).
+        dataset: training molecules (``canonical`` and the properties), for ``dataset``.
+        dataset_fps: their fingerprints, when already computed.
+        cache: RDKit measures shared between methods (never changes what one is charged).
+        workers: processes for RDKit.
+        proposals: the ascent's candidates for these starts and goals, when already made
+            (a task graded at several thresholds proposes once); their inverted codes also
+            start ``random`` and ``cmaes``.
+
+    Raises:
+        ValueError: a goal on a property the heads do not predict (ascent methods), or the
+            ``dataset`` method without a dataset.
+    """
+    began = time.perf_counter()
+    domain = model.domain
+    tol = dict(domain.tolerances)
+    n = len(starts.smiles)
+    oracle = CountedOracle(task.budget, n, cache, workers)
+
+    def grade(i: int):
+        return lambda measured, sims: judge(
+            task, measured, starts.values.iloc[i], sims, np.zeros(len(sims), dtype=bool),
+            spread, tol,
+        )  # fmt: skip
+
+    model_calls = np.zeros(n, dtype=np.int64)
+    extra: dict[str, Any] = {}
+    heads_of: dict[str, dict[str, float]] = {}  # result SMILES -> the heads' reading
+    results: list[str] = []
+    paths: list[list[str]] = [[] for _ in range(n)]
+    if task.method in ("ascent", "unguarded"):
+        goals = [spec.goal(model, tol=tol[spec.prop]) for spec in task.specs]
+    if task.method == "ascent":
+        props = proposals or propose(
+            model, starts.tokens, goals, steps=task.steps, replicas=task.replicas, lr=task.lr,
+            token_samples=task.token_samples, temperature=task.temperature,
+            invert_steps=task.invert_steps, noise=task.noise, seed=task.seed,
+        )  # fmt: skip
+        requests = {}
+        for i in range(n):
+            cands = props.smiles[i]
+            sims = props.similarity[i]
+            same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
+            predicted = _with_columns(props.predicted[i], task.properties)
+            pv = judge(task, predicted, props.start_predicted.iloc[i], sims, same, spread, tol)
+            requests[i] = [cands[k] for k in _ranked(pv)]
+            heads_of.update(zip(cands, predicted.to_dict("records"), strict=True))
+        oracle.measure_many(requests)
+        model_calls[:] = props.model_calls
+        extra["reconstructed"] = float(props.reconstructed.mean())
+    elif task.method == "unguarded":
+        with torch.no_grad():
+            z0 = model.encode(starts.tokens)
+        from latentsteer.ascent import StopRule, ascend
+
+        run = ascend(model, z0, goals, steps=task.steps, lr=task.lr, readout="code",
+                     stop=StopRule(when_satisfied=False, grad_tol=None))  # fmt: skip
+        final = run.z[-1].to(model.device)
+        with torch.no_grad():
+            decoded = domain.to_smiles(model.decode(final).cpu())  # type: ignore[attr-defined]
+            claims = model.predict(final)
+        claimed = pd.DataFrame({h.column: claims[h.name].cpu().numpy()
+                                for h in model.config.heads})  # fmt: skip
+        for i, s in enumerate(decoded):
+            oracle.measure(i, [s])  # the one call: grading the molecule it returns
+            heads_of[s] = _with_columns(claimed.iloc[[i]], task.properties).iloc[0].to_dict()
+        results = [s or starts.smiles[i] for i, s in enumerate(decoded)]
+        model_calls[:] = task.steps + 1
+    elif task.method in ("random", "cmaes"):
+        codes = (
+            proposals.codes
+            if proposals is not None
+            else invert(model, starts.tokens, task.invert_steps)
+        )
+        kind = task.method
+        model_calls[:] = task.invert_steps
+        model_calls += latent_search(model, codes, starts.smiles, task, oracle, grade, kind)
+    elif task.method == "ga":
+        genetic(starts.smiles, task, oracle, grade)
+    elif task.method == "dataset":
+        if dataset is None:
+            raise ValueError("the dataset method needs the training molecules' labels")
+        picks = best_of_dataset(starts.smiles, task, dataset, starts.values, spread, tol,
+                                dataset_fps)  # fmt: skip
+        results = [starts.smiles[i] if k is None else dataset.canonical.iloc[k]
+                   for i, k in enumerate(picks)]  # fmt: skip
+        extra["dataset_molecules"] = len(dataset)
+
+    if not results:  # the best acceptable molecule each method asked about
+        for i in range(n):
+            asked = list(oracle.asked[i])
+            measured = oracle.lookup(asked)
+            sims = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
+            verdict = grade(i)(measured, sims)
+            best = verdict.best()
+            results.append(starts.smiles[i] if best is None else asked[best])
+            paths[i] = _improving(asked, verdict)
+    table, verdicts, heads = _certify(model, starts, task, results, heads_of, spread, tol)
+    table["oracle_calls"] = oracle.calls
+    table["model_calls"] = model_calls
+    wall = time.perf_counter() - began
+    if proposals is not None and task.method == "ascent":
+        wall += proposals.wall_seconds  # made once for several thresholds: each pays it
+    metrics = summarise(task, table, verdicts, heads, wall)
+    metrics.update(extra)
+    if task.method == "unguarded":
+        for p in task.properties:
+            if f"predicted_{p}" in table:
+                metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
+                metrics[f"measured_{p}"] = float(table[p].mean())
+    return MoleculeOutcome(task, table, metrics, paths)
+
+
+def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with every one of ``columns`` (NaN where the heads read no such property)."""
+    out = frame.reset_index(drop=True).copy()
+    for c in columns:
+        if c not in out:
+            out[c] = np.nan
+    return out
+
+
+def _ranked(verdict: Verdicts) -> np.ndarray:
+    """Indices of the similar candidates, most promising first (rules met, then score)."""
+    idx = np.flatnonzero(verdict.similar)
+    met = verdict.goals[idx].sum(1) + verdict.bounds[idx]
+    return idx[np.lexsort((-verdict.score[idx], -met))]
+
+
+def _improving(asked: list[str], verdict: Verdicts) -> list[str]:
+    """The acceptable molecules that raised the best score so far, in the order asked."""
+    out, best = [], -np.inf
+    for k in np.flatnonzero(verdict.acceptable):
+        if verdict.score[k] > best:
+            out.append(asked[k])
+            best = verdict.score[k]
+    return out
+
+
+def _heads_reading(
+    model: MultiHeadVAE, smiles: list[str], given: dict[str, dict[str, float]],
+    properties: list[str],
+) -> pd.DataFrame:  # fmt: skip
+    """The heads' reading of each molecule: ``given`` where the method recorded it, else at
+    the encoder's code of its tokens; NaN rows for molecules the vocabulary cannot write."""
+    import selfies as sf
+
+    vocab = model.domain.vocabulary  # type: ignore[attr-defined]
+    rows: list[dict[str, float]] = [{} for _ in smiles]
+    todo = []
+    for k, s in enumerate(smiles):
+        if s in given:
+            rows[k] = given[s]
+            continue
+        try:
+            encoded = sf.encoder(s) if s else ""
+        except sf.EncoderError:
+            encoded = ""
+        if encoded and vocab.fits([encoded])[0]:
+            todo.append((k, encoded))
+    if todo:
+        tokens = torch.as_tensor(vocab.encode([e for _, e in todo]), dtype=torch.float32)
+        read = read_rows(model, tokens.to(model.device)).to_dict("records")
+        for (k, _), r in zip(todo, read, strict=True):
+            rows[k] = r
+    return _with_columns(pd.DataFrame(rows, index=range(len(smiles))), properties)
+
+
+def _certify(
+    model: MultiHeadVAE, starts: MoleculeStarts, task: MoleculeTask, results: list[str],
+    heads_of: dict[str, dict[str, float]], spread: dict[str, float], tol: dict[str, float],
+) -> tuple[pd.DataFrame, Verdicts, Verdicts]:  # fmt: skip
+    """Measure every result afresh and grade it by RDKit and by the heads."""
+    measured = measure_molecules(results, workers=1, progress=False)
+    values = measured[list(COLUMNS)].reset_index(drop=True)
+    canonical = [c if isinstance(c, str) else s for c, s in zip(measured.canonical, results,
+                                                               strict=True)]  # fmt: skip
+    fps = fingerprints(canonical)
+    start_fps = fingerprints(starts.smiles)
+    sims = np.array([tanimoto(a, [b])[0] for a, b in zip(start_fps, fps, strict=True)])
+    same = np.array([a == b for a, b in zip(starts.smiles, canonical, strict=True)])
+    verdicts = judge_table(task, values, starts.values, sims, same, spread, tol)
+    props = task.properties
+    heads_now = _heads_reading(model, canonical, heads_of, props)
+    heads_start = _heads_reading(model, starts.smiles, {}, props)
+    heads = judge_table(task, heads_now, heads_start, sims, same, spread, tol)
+    table = pd.DataFrame({"start": starts.inputs, "smiles": canonical})
+    for c in COLUMNS:
+        table[f"start_{c}"] = starts.values[c].to_numpy()
+    for c in COLUMNS:
+        table[c] = values[c].to_numpy()
+    table["similarity"] = np.where(same, 1.0, sims)
+    table["changed"] = ~same
+    table["success"] = verdicts.success
+    readable = heads_now[props].notna().any(axis=1).to_numpy()
+    table["heads_success"] = pd.array(np.where(readable, heads.success, False), dtype="boolean")
+    table.loc[~readable, "heads_success"] = pd.NA
+    if task.method == "unguarded":
+        for p in props:
+            table[f"predicted_{p}"] = heads_now[p].to_numpy()
+    return table, verdicts, heads
+
+
+def summarise(
+    task: MoleculeTask, table: pd.DataFrame, verdicts: Verdicts, heads: Verdicts, wall: float
+) -> dict[str, Any]:
+    """The metrics of one outcome (``metrics.json``)."""
+    changed = table.changed.to_numpy(dtype=bool)
+    readable = table.heads_success.notna().to_numpy()
+    success = table.success.to_numpy(dtype=bool)
+    out: dict[str, Any] = {
+        "task": describe(task),
+        "method": task.method,
+        "goals": list(task.goals),
+        "similarity_threshold": task.similarity,
+        "starts": len(table),
+        "budget": task.budget,
+        "certified_by": CERTIFIED_BY,
+        "success": float(success.mean()),
+        "heads_success": float(table.heads_success[readable].astype(bool).mean())
+        if readable.any() else None,
+        "heads_read": float(readable.mean()),
+        "success_gap": float(abs(table.heads_success[readable].astype(bool).mean()
+                                 - success[readable].mean())) if readable.any() else None,
+        "changed": float(changed.mean()),
+        "similarity": float(table.similarity[changed].mean()) if changed.any() else None,
+        "valid": float(table.qed[changed].notna().mean()) if changed.any() else None,
+        "unique": float(table.smiles[changed].nunique() / changed.sum()) if changed.any() else None,
+        "oracle_calls": float(table.oracle_calls.mean()),
+        "oracle_calls_max": int(table.oracle_calls.max()),
+        "model_calls": float(table.model_calls.mean()),
+        "wall_seconds": round(wall, 2),
+    }  # fmt: skip
+    for spec in task.specs:
+        if spec.kind == "keep":
+            continue
+        gain = np.where(changed, table[spec.prop] - table[f"start_{spec.prop}"], 0.0)
+        out[f"improvement_{spec.prop}"] = float(np.nanmean(gain))
+        out[f"improvement_{spec.prop}_sd"] = float(np.nanstd(gain))
+        out[f"{spec.prop}_rule"] = float(verdicts.goals[:, task.specs.index(spec)].mean())
+    del heads
+    return out
+
+
+def write_outcome(outcome: MoleculeOutcome, out: str | os.PathLike[str], rows: int = 8) -> None:
+    """``molecules.csv``, ``metrics.json`` and ``grid.png`` (start → path → result for the
+    first ``rows`` starts) in the folder ``out``, all or nothing."""
+    from latentsteer.atomic import atomic_dir, write_json
+    from latentsteer.domains.molecules.path_grid import draw_path_grid
+
+    with atomic_dir(out) as tmp:
+        outcome.table.to_csv(Path(tmp) / "molecules.csv", index=False)
+        write_json(outcome.metrics, Path(tmp) / "metrics.json")
+        shown = outcome.table.head(rows)
+        paths = [outcome.paths[i] if i < len(outcome.paths) else [] for i in range(len(shown))]
+        draw_path_grid(shown.start.tolist(), paths, shown.smiles.tolist(),
+                       outcome.task.properties, Path(tmp) / "grid.png")  # fmt: skip

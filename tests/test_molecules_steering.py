@@ -1,0 +1,280 @@
+"""Molecule steering on the tiny model: the similarity rule, the success rules, the oracle
+budget, the CSV output, the baselines and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from molecule_model import SMILES, trained_model
+from rdkit import Chem, DataStructs
+from rdkit.Chem import rdFingerprintGenerator
+
+from latentsteer.cli import main
+from latentsteer.domains.molecules.experiments import (
+    MoleculeExperimentConfig,
+    StartsConfig,
+    select_starts,
+)
+from latentsteer.domains.molecules.oracle_calls import CountedOracle
+from latentsteer.domains.molecules.properties import measure_molecules
+from latentsteer.domains.molecules.request import parse_bound
+from latentsteer.domains.molecules.similarity import similarity
+from latentsteer.domains.molecules.steering import (
+    property_spreads,
+    read_starts,
+    steer_molecules,
+    write_outcome,
+)
+from latentsteer.domains.molecules.task import MoleculeTask, judge
+from latentsteer.model import save_model
+
+TOL = {"qed": 0.05, "logp": 0.5, "sa": 0.25}
+SPREAD = {"qed": 0.1, "logp": 1.0, "sa": 0.5}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return trained_model()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, model):
+    folder = tmp_path_factory.mktemp("molecules") / "vae"
+    save_model(model, folder)
+    return folder
+
+
+# ------------------------------------------------------------------ similarity
+def test_similarity_is_tanimoto_on_2048_bit_morgan_fingerprints():
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    a, b = (gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in ("c1ccccc1O", "c1ccccc1N"))
+    assert similarity("c1ccccc1O", "c1ccccc1N") == pytest.approx(
+        DataStructs.TanimotoSimilarity(a, b)
+    )
+    assert similarity("CCO", "OCC") == 1.0
+    assert similarity("CCO", "not a smiles") == 0.0
+
+
+# ------------------------------------------------------------------ the rules
+def _values(**cols):
+    return pd.DataFrame(cols)
+
+
+def test_rules_max_keep_bounds_and_similarity():
+    task = MoleculeTask(goals=["qed=max", "logp=keep"], similarity=0.4, bounds={"sa": [None, 3]})
+    values = _values(
+        qed=[0.6, 0.6, 0.6, 0.4, 0.7, np.nan],
+        logp=[1.2, 2.0, 1.2, 1.0, 1.0, np.nan],
+        sa=[2.0, 2.0, 2.0, 2.0, 4.0, np.nan],
+    )
+    sims = np.array([0.5, 0.5, 0.3, 0.9, 0.9, 0.9])
+    start = {"qed": 0.5, "logp": 1.0, "sa": 2.5}
+    same = np.zeros(6, dtype=bool)
+    v = judge(task, values, start, sims, same, SPREAD, TOL)
+    # 0: all hold; 1: logP moved by 1.0 > 0.5; 2: too dissimilar; 3: QED fell;
+    # 4: SA above its bound (acceptable, not a success); 5: not a molecule
+    assert v.success.tolist() == [True, False, False, False, False, False]
+    assert v.acceptable.tolist() == [True, False, False, False, True, False]
+    assert v.score[0] == pytest.approx((0.6 - 0.5) / 0.1)
+    assert v.best() == 0  # both 0 and 4 are acceptable; 0 meets the bound too
+
+
+def test_the_start_itself_never_counts_and_targets_use_the_tolerance():
+    task = MoleculeTask(goals=["logp=2.0"], similarity=0.0)
+    values = _values(logp=[2.3, 2.3, 2.7])
+    same = np.array([True, False, False])
+    v = judge(task, values, {"logp": 1.0}, np.ones(3), same, SPREAD, TOL)
+    assert v.success.tolist() == [False, True, False]
+    assert v.acceptable.tolist() == [False, True, True]  # closer than the start: progress
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"goals": ["potency=max"]}, "unknown property 'potency'; accepted: qed, logp"),
+        ({"goals": ["qed=max"], "similarity": 1.5}, "similarity must be a number in [0, 1]"),
+        ({"goals": ["qed=max"], "similarity": -0.1}, "similarity must be a number in [0, 1]"),
+        ({"goals": ["qed=max"], "bounds": {"logp": [3, 1]}}, "bounds.logp must be [lo, hi]"),
+        ({"goals": ["qed=max"], "method": "magic"}, "unknown method 'magic'"),
+        ({"goals": ["logp=keep"]}, "at least one goal must ask for a change"),
+        ({"goals": ["qed=max"], "budget": 0}, "budget must be an integer >= 1"),
+    ],
+)
+def test_bad_tasks_are_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=None) as info:
+        MoleculeTask(**kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bounds_parse_from_the_command_line():
+    assert parse_bound("logp=1:3") == ("logp", [1.0, 3.0])
+    assert parse_bound("qed=0.9:") == ("qed", [0.9, None])
+    with pytest.raises(ValueError, match="bad bound 'logp>1'"):
+        parse_bound("logp>1")
+
+
+# ------------------------------------------------------------------ the oracle budget
+def test_calls_are_distinct_molecules_per_start_and_stop_at_the_budget():
+    cache: dict = {}
+    oracle = CountedOracle(budget=2, n=2, cache=cache)
+    first = oracle.measure(0, ["CCO", "CCO", "CCN"])
+    assert oracle.calls.tolist() == [2, 0]
+    assert first.qed.notna().all()
+    again = oracle.measure(0, ["CCO", "CCC"])  # CCO is free, CCC is over the budget
+    assert oracle.calls.tolist() == [2, 0]
+    assert again.qed.notna().tolist() == [True, False]
+    # Another method sharing the cache is charged in full.
+    other = CountedOracle(budget=5, n=2, cache=cache)
+    other.measure(1, ["CCO"])
+    assert other.calls.tolist() == [0, 1]
+    direct = measure_molecules(["CCO"], workers=1, progress=False)
+    assert first.qed[0] == pytest.approx(direct.qed[0])
+
+
+# ------------------------------------------------------------------ steering end to end
+@pytest.fixture(scope="module")
+def starts(model):
+    return read_starts(model, ["CCCO", "c1ccccc1", "CC(=O)N"])
+
+
+@pytest.mark.parametrize("method", ["ascent", "random", "cmaes", "ga"])
+def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
+    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=8, method=method, steps=6,
+                        replicas=2, invert_steps=20, population=4)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
+    table = out.table
+    assert table.start.tolist() == ["CCCO", "c1ccccc1", "CC(=O)N"]  # input order
+    assert (table.oracle_calls <= 8).all()
+    # RDKit's verdict, recomputed here from the written SMILES.
+    again = measure_molecules(table.smiles.tolist(), workers=1, progress=False)
+    assert np.allclose(again.logp, table.logp)
+    improved = (table.logp > table.start_logp) & table.changed
+    assert table.success.tolist() == improved.tolist()
+    unchanged = ~table.changed
+    assert (table.smiles[unchanged] == pd.Series(starts.smiles)[unchanged]).all()
+    assert (table.similarity[unchanged] == 1.0).all()
+    gain = np.where(table.changed, table.logp - table.start_logp, 0.0)
+    assert out.metrics["improvement_logp"] == pytest.approx(gain.mean())
+    assert out.metrics["success"] == pytest.approx(table.success.mean())
+    assert out.metrics["certified_by"].startswith("RDKit")
+
+
+def test_a_threshold_nothing_meets_returns_every_start(model, starts):
+    task = MoleculeTask(goals=["logp=max"], similarity=1.0, budget=5, steps=4, replicas=2,
+                        invert_steps=10)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
+    assert out.table.smiles.tolist() == starts.smiles
+    assert out.metrics["success"] == 0.0 and out.metrics["improvement_logp"] == 0.0
+
+
+def test_best_of_dataset_picks_the_best_similar_training_molecule(model, starts):
+    data = measure_molecules(SMILES, workers=1, progress=False)
+    task = MoleculeTask(goals=["logp=max"], similarity=0.3, method="dataset")
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties),
+                          dataset=data)  # fmt: skip
+    assert (out.table.oracle_calls == 0).all()
+    for row in out.table.itertuples():
+        near = [s for s in data.canonical if similarity(row.start, s) >= 0.3 and s != row.start]
+        best = max((data.logp[data.canonical == s].iloc[0] for s in near), default=None)
+        if best is not None and best > row.start_logp:
+            assert row.logp == pytest.approx(best)
+        else:
+            assert not row.changed
+
+
+def test_unguarded_reports_the_heads_claims_beside_rdkit(model, starts):
+    task = MoleculeTask(goals=["logp=max"], similarity=0.0, method="unguarded", steps=30,
+                        lr=0.2)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
+    assert (out.table.oracle_calls == 1).all()
+    assert "predicted_logp" in out.metrics and "measured_logp" in out.metrics
+    assert out.metrics["measured_logp"] == pytest.approx(out.table.logp.mean())
+
+
+def test_outputs_are_written_together(model, starts, tmp_path):
+    task = MoleculeTask(goals=["qed=max"], similarity=0.0, budget=4, steps=4, replicas=2,
+                        invert_steps=10)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
+    write_outcome(out, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "grid.png", "metrics.json", "molecules.csv"
+    ]  # fmt: skip
+    table = pd.read_csv(tmp_path / "run" / "molecules.csv")
+    for col in ("start", "smiles", "similarity", "start_qed", "qed", "start_sa", "sa"):
+        assert col in table
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["starts"] == 3
+
+
+# ------------------------------------------------------------------ experiments
+def test_starts_are_the_lowest_or_a_seeded_draw_in_range(model):
+    table = measure_molecules(SMILES, workers=1, progress=False)
+    vocab = model.domain.vocabulary
+    lowest = select_starts(table, vocab, StartsConfig(n=3, lowest="logp"))
+    assert lowest.logp.tolist() == sorted(table.logp)[:3]
+    ranged = select_starts(table, vocab, StartsConfig(n=2, where={"logp": [0.0, 1.0]}))
+    assert ranged.logp.between(0, 1).all()
+    with pytest.raises(ValueError, match="only 16 test molecules qualify"):
+        select_starts(table, vocab, StartsConfig(n=40))
+    cfg = MoleculeExperimentConfig(goals=["qed=max"], similarity=[0.0, 0.4],
+                                   baselines=["ga"], baseline_similarity=[0.4])  # fmt: skip
+    assert cfg.baselines_at(0.0) == [] and cfg.baselines_at(0.4) == ["ga"]
+    with pytest.raises(ValueError, match="unknown baseline 'bo'"):
+        MoleculeExperimentConfig(goals=["qed=max"], baselines=["bo"])
+
+
+# ------------------------------------------------------------------ the CLI
+def test_cli_writes_one_row_per_start_in_input_order(model_dir, tmp_path, capsys):
+    src = tmp_path / "my.smi"
+    src.write_text("CCCO\nc1ccccc1\n")
+    out = tmp_path / "run"
+    args = ["steer", "--model", str(model_dir), "--start", str(src), "--goal", "logp=max",
+            "--similarity", "0.2", "--budget", "5", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(out / "molecules.csv")
+    assert table.start.tolist() == ["CCCO", "c1ccccc1"]
+    ok = table.success
+    assert (table.similarity[ok] >= 0.2).all() and (table.logp[ok] > table.start_logp[ok]).all()
+    assert "RDKit confirms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "content, flags, message",
+    [
+        ("CCO\nnot_a_smiles\n", [], "line 2 ('not_a_smiles'): does not parse as SMILES"),
+        ("CCO\n", ["--goal", "potency=max"], "unknown property 'potency'"),
+        ("CCO\n", ["--similarity", "1.2"], "similarity must be a number in [0, 1]"),
+        ("CCO\n", ["--knn", "1.0"], "--knn: not used by molecules models"),
+        ("C[Se]C\n", [], "outside the model's vocabulary"),
+        ("CCO\n", ["--goal", "mw=max"], "the model's heads predict logp, qed, not mw"),
+    ],
+)
+def test_cli_errors_are_one_line_and_write_nothing(model_dir, tmp_path, capsys, content,
+                                                    flags, message):  # fmt: skip
+    src = tmp_path / "my.smi"
+    src.write_text(content)
+    out = tmp_path / "run"
+    goal = [] if "--goal" in flags else ["--goal", "logp=max"]
+    args = ["steer", "--model", str(model_dir), "--start", str(src), *goal, *flags,
+            "--out", str(out)]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_similarity_is_refused_for_a_model_of_another_domain(tmp_path, capsys):
+    from toy_domain import TOY, make_model
+
+    from latentsteer import registry
+
+    registry.register(TOY)
+    save_model(make_model(), tmp_path / "toy")
+    args = ["steer", "--model", str(tmp_path / "toy"), "--goal", "size=max",
+            "--similarity", "0.4", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--similarity and --bound apply to molecule models" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
