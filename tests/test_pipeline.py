@@ -14,14 +14,24 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tiny_pipeline import ALL_TINY, OPTIMIZE_STAGES, TINY_GROUPS, copy_repo, dvc, run, tiny_env
+from tiny_pipeline import (
+    ALL_TINY,
+    OPTIMIZE_STAGES,
+    TINY_GROUPS,
+    TINY_MOLECULE_EXPERIMENTS,
+    copy_repo,
+    dvc,
+    run,
+    tiny_env,
+)
 
 from latentsteer import MEASURES, MorphometryConfig, measure
 from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.model import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES
-MOLECULES = ("molecules_download", "molecules_labels", "molecules_train", "molecules_evaluate")
+MOLECULES = ("molecules_download", "molecules_labels", "molecules_train", "molecules_evaluate",
+             *(f"molecules_steer@{n}" for n in TINY_MOLECULE_EXPERIMENTS))  # fmt: skip
 
 
 def stages_run(stdout: str) -> list[str]:
@@ -130,6 +140,26 @@ def check_molecule_model(repo: Path) -> None:
     assert figures == ["prior_samples.png", "reconstructions.png"]
 
 
+def check_molecule_steering(repo: Path) -> None:
+    """Each molecule experiment's rows: the ascent per threshold, the baselines on the first
+    starts beside the ascent on those same starts, and the budget kept."""
+    rows = json.loads((repo / "reports/molecules/steer/low.json").read_text())
+    assert sorted(rows) == sorted(["ascent_d0", "ascent_d0.4", "ascent_d0.4_first2",
+                                   "random_d0.4_first2", "ga_d0.4_first2",
+                                   "dataset_d0.4_first2"])  # fmt: skip
+    for label, m in rows.items():
+        table = pd.read_csv(repo / "reports/molecules/steer/low" / label / "molecules.csv")
+        assert m["starts"] == len(table) == (2 if "first" in label else 4), label
+        assert m["success"] == pytest.approx(table.success.mean()), label
+        assert (table.oracle_calls <= 5).all(), label
+        ok = table.success
+        assert (table.similarity[ok] >= m["similarity_threshold"]).all(), label
+        assert (table.plogp[ok] > table.start_plogp[ok]).all(), label
+    naive = json.loads((repo / "reports/molecules/steer/naive.json").read_text())
+    assert list(naive) == ["unguarded_d0"]
+    assert "predicted_plogp" in naive["unguarded_d0"]
+
+
 def check_molecule_labels(repo: Path) -> None:
     """The molecule tables: sizes from the tiny params, MOSES rows kept, RDKit's values."""
     from rdkit import Chem
@@ -164,6 +194,7 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
         assert f"Running stage '{stage}'" in first.stdout, stage
     check_molecule_labels(tiny_repo)
     check_molecule_model(tiny_repo)
+    check_molecule_steering(tiny_repo)
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
         assert list(table.columns) == ["index", "digit", *MEASURES]

@@ -45,6 +45,15 @@ TINY_GROUPS = {
                         "budget": 6, "init": 3, "population": 3},
     }
 }  # fmt: skip
+# The tiny molecule experiments replace the default ones: an ascent graded at two
+# thresholds with three baselines at one of them, and the unguarded counter-example.
+TINY_MOLECULE_EXPERIMENTS = {
+    "low": {"starts": {"n": 4, "lowest": "plogp"}, "goals": ["plogp=max"],
+            "similarity": [0.0, 0.4], "baselines": ["random", "ga", "dataset"],
+            "baseline_similarity": [0.4], "baseline_starts": 2, "budget": 5},
+    "naive": {"starts": {"n": 3, "lowest": "plogp"}, "goals": ["plogp=max"],
+              "similarity": 0.0, "method": "unguarded"},
+}  # fmt: skip
 # Every tiny experiment, group members included: name → (settings, results folder).
 ALL_TINY = {
     **{name: (s, Path("results") / name) for name, s in TINY_EXPERIMENTS.items()},
@@ -66,6 +75,7 @@ def tiny_params() -> dict:
                 params[name][key] = value
     params["experiments"] = TINY_EXPERIMENTS
     params["groups"] = TINY_GROUPS
+    params["molecules"]["experiments"] = TINY_MOLECULE_EXPERIMENTS
     return params
 
 

@@ -18,6 +18,7 @@ methods differ in their proposals alone.
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Callable, Mapping
 
@@ -107,26 +108,59 @@ def genetic(
     oracle: CountedOracle,
     grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]],
     offspring: int = 20,
+    workers: int | None = None,
 ) -> None:
     """Ask RDKit about the molecules a graph GA (``mol_ga``) breeds from each start alone.
 
     The GA maximises the same score the results are chosen by; a molecule below the
     similarity threshold is scored ``FAR`` without a call. Generations stop at three
-    budgets' worth of offspring; the budget caps the calls.
+    budgets' worth of offspring; the budget caps the calls. The starts are shared out over
+    ``workers`` processes (joblib's loky pool; ``None``: one per core), each start's GA
+    seeded by its index, so the result does not depend on the number of workers.
     """
+    from joblib import Parallel, delayed
+
+    n_jobs = min(workers or (os.cpu_count() or 1), len(starts))
+    shares = [
+        [int(i) for i in c]
+        for c in np.array_split(np.arange(len(starts)), max(n_jobs, 1))
+        if len(c)
+    ]
+    if n_jobs <= 1:
+        only = shares[0]
+        parts = [_breed(starts, only, task, oracle.budget, grade, offspring, oracle.cache)]
+    else:
+        run = Parallel(n_jobs=n_jobs, backend="loky")
+        parts = run(delayed(_breed)(starts, share, task, oracle.budget, grade, offspring, {})
+                    for share in shares)  # fmt: skip
+    for share, (asked, cache) in zip(shares, parts, strict=True):
+        oracle.cache.update(cache)
+        for i, molecules in zip(share, asked, strict=True):
+            oracle.asked[i] = molecules
+            oracle.calls[i] = len(molecules)
+
+
+def _breed(
+    starts: list[str], share: list[int], task: MoleculeTask, budget: int,
+    grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]], offspring: int,
+    cache: dict[str, dict[str, float]],
+) -> tuple[list[dict[str, None]], dict[str, dict[str, float]]]:  # fmt: skip
+    """Run the GA of each start in ``share``; return what each asked about, and the measures."""
     from mol_ga import default_ga
 
+    oracle = CountedOracle(budget, len(starts), cache, workers=1)
     start_fps = fingerprints(starts)
-    for i, start in enumerate(starts):
+    for i in share:
 
-        def score(smiles: list[str], i: int = i, start: str = start) -> list[float]:
-            return _values(task, i, smiles, start, start_fps[i], oracle, grade(i)).tolist()
+        def score(smiles: list[str], i: int = i) -> list[float]:
+            return _values(task, i, smiles, starts[i], start_fps[i], oracle, grade(i)).tolist()
 
         default_ga(
-            starting_population_smiles=[start], scoring_function=score,
+            starting_population_smiles=[starts[i]], scoring_function=score,
             max_generations=math.ceil(3 * task.budget / offspring), offspring_size=offspring,
             population_size=100, rng=random.Random(task.seed + i),
         )  # fmt: skip
+    return [oracle.asked[i] for i in share], oracle.cache
 
 
 def best_of_dataset(

@@ -141,16 +141,11 @@ class MoleculeDomain(Domain):
         return torch.as_tensor(tokens, dtype=torch.float32)
 
     def to_smiles(self, samples: torch.Tensor) -> list[str]:
-        """``(n, L)`` token rows → canonical SMILES (``""`` for a row of padding only)."""
-        import selfies as sf
-        from rdkit import Chem
+        """``(n, L)`` token rows → canonical SMILES (``""`` for a row of padding only);
+        large batches are decoded in worker processes (:mod:`.decoding`)."""
+        from latentsteer.domains.molecules.decoding import selfies_to_smiles
 
-        out = []
-        for s in self._vocab().decode(samples.detach().cpu().long().numpy()):
-            smiles = sf.decoder(s) if s else ""
-            mol = Chem.MolFromSmiles(smiles) if smiles else None
-            out.append(Chem.MolToSmiles(mol) if mol is not None else "")
-        return out
+        return selfies_to_smiles(self._vocab().decode(samples.detach().cpu().long().numpy()))
 
     # ---------------------------------------------------------------- starts
     def parse_start(

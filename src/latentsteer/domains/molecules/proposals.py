@@ -39,6 +39,7 @@ class Proposals:
 
     Attributes:
         smiles: per start, its distinct candidate molecules (canonical SMILES).
+        rows: per start, ``(m, L)`` a token row of each candidate (to propose from it again).
         predicted: per start, one row per candidate, a column per regression head's label
             column: the heads' reading of the candidate.
         similarity: per start, ``(m,)`` each candidate's Tanimoto similarity to the start.
@@ -50,6 +51,7 @@ class Proposals:
     """
 
     smiles: list[list[str]]
+    rows: list[torch.Tensor]
     predicted: list[pd.DataFrame]
     similarity: list[np.ndarray]
     start_predicted: pd.DataFrame
@@ -101,9 +103,21 @@ def propose(
     invert_steps: int,
     noise: float,
     seed: int,
+    edits: int = 0,
+    reference: list[str] | None = None,
 ) -> Proposals:
     """Candidates for starts ``x (n, L)`` (token rows) towards ``goals`` (declared
-    :class:`~latentsteer.objectives.Goal` objects on the heads); see the module docstring."""
+    :class:`~latentsteer.objectives.Goal` objects on the heads); see the module docstring.
+
+    Args:
+        edits: token rows per start that are the start's own row with one or two tokens
+            replaced by draws from the decoder's distribution at the start's code (a
+            replaced padding token appends, a drawn padding token deletes): the nearest
+            candidates, for starts whose code does not decode to them.
+        reference: the molecules similarity is measured to, one per row of ``x`` (a later
+            round proposes from the best molecules so far, but the threshold is to the
+            original starts); by default the molecules of ``x``.
+    """
     began = time.perf_counter()
     domain = model.domain
     n = len(x)
@@ -132,22 +146,39 @@ def propose(
                 per_start = tokens.reshape(replicas, n, -1)
                 for i in range(n):
                     rows[i].append(per_start[:, i])
-    smiles, predicted, similarity = [], [], []
-    start_fps = fingerprints(domain.to_smiles(x.cpu()))
-    for i in range(n):
-        unique = torch.unique(torch.cat(rows[i]), dim=0).float()
-        names = domain.to_smiles(unique)
+    if edits:
+        with torch.no_grad():
+            probs = torch.softmax(model.decode_logits(z_start).cpu() / temperature, -1)
+        base = x.cpu().long()
+        length = (base != 0).sum(1)  # (n,) tokens before the padding
+        everyone = torch.arange(n)
+        for e in range(edits):
+            row = base.clone()
+            for _ in range(1 + e % 2):  # one or two tokens changed
+                high = torch.minimum(length + 1, torch.tensor(base.shape[1]))
+                pos = (torch.rand(n, generator=g) * high).long()
+                row[everyone, pos] = torch.multinomial(probs[everyone, pos], 1, generator=g)[:, 0]
+            for i in range(n):
+                rows[i].append(row[i : i + 1])
+    smiles, token_rows, predicted, similarity = [], [], [], []
+    start_fps = fingerprints(reference if reference is not None else domain.to_smiles(x.cpu()))
+    uniques = [torch.unique(torch.cat(rows[i]), dim=0).float() for i in range(n)]
+    names = domain.to_smiles(torch.cat(uniques))  # one batch: decoded in worker processes
+    at = 0
+    for i, unique in enumerate(uniques):
         table = read_rows(model, unique)
-        table.insert(0, "smiles", names)
-        # One row per molecule: several token rows can spell one molecule; keep the
-        # reading the heads are most sure of is not knowable, so keep the first.
+        table.insert(0, "smiles", names[at : at + len(unique)])
+        at += len(unique)
+        table.insert(1, "row", range(len(unique)))
+        # One row per molecule: several token rows can spell one molecule; keep the first.
         table = table[table.smiles != ""].drop_duplicates("smiles").reset_index(drop=True)
         smiles.append(table.smiles.tolist())
+        token_rows.append(unique[torch.as_tensor(table.pop("row").to_numpy().copy())])
         predicted.append(table.drop(columns="smiles"))
         similarity.append(tanimoto(start_fps[i], fingerprints(smiles[-1])))
     start_predicted = read_rows(model, x)
-    per_start_calls = invert_steps + replicas * (steps + 1) + sum(len(p) for p in predicted) / n
+    per_start_calls = invert_steps + 1 + replicas * (steps + 1) + sum(len(p) for p in predicted) / n
     return Proposals(
-        smiles, predicted, similarity, start_predicted, z_start.cpu(), reconstructed,
+        smiles, token_rows, predicted, similarity, start_predicted, z_start.cpu(), reconstructed,
         np.full(n, int(round(per_start_calls))), time.perf_counter() - began,
     )  # fmt: skip

@@ -131,9 +131,9 @@ def steer_molecules(
         dataset_fps: their fingerprints, when already computed.
         cache: RDKit measures shared between methods (never changes what one is charged).
         workers: processes for RDKit.
-        proposals: the ascent's candidates for these starts and goals, when already made
-            (a task graded at several thresholds proposes once); their inverted codes also
-            start ``random`` and ``cmaes``.
+        proposals: the ascent's first-round candidates for these starts and goals, when
+            already made (a task graded at several thresholds proposes its first round
+            once); their inverted codes also start ``random`` and ``cmaes``.
 
     Raises:
         ValueError: a goal on a property the heads do not predict (ascent methods), or the
@@ -159,23 +159,29 @@ def steer_molecules(
     if task.method in ("ascent", "unguarded"):
         goals = [spec.goal(model, tol=tol[spec.prop]) for spec in task.specs]
     if task.method == "ascent":
-        props = proposals or propose(
-            model, starts.tokens, goals, steps=task.steps, replicas=task.replicas, lr=task.lr,
-            token_samples=task.token_samples, temperature=task.temperature,
-            invert_steps=task.invert_steps, noise=task.noise, seed=task.seed,
-        )  # fmt: skip
-        requests = {}
-        for i in range(n):
-            cands = props.smiles[i]
-            sims = props.similarity[i]
-            same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
-            predicted = _with_columns(props.predicted[i], task.properties)
-            pv = judge(task, predicted, props.start_predicted.iloc[i], sims, same, spread, tol)
-            requests[i] = [cands[k] for k in _ranked(pv)]
-            heads_of.update(zip(cands, predicted.to_dict("records"), strict=True))
-        oracle.measure_many(requests)
-        model_calls[:] = props.model_calls
-        extra["reconstructed"] = float(props.reconstructed.mean())
+        first = proposals or _propose(model, starts.tokens, goals, task, task.seed)
+        row_of: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
+        props = first
+        for r in range(task.rounds):
+            if r > 0:  # propose again from each start's best acceptable molecule so far
+                seeds = torch.stack([_best_row(i, starts, oracle, grade, row_of) for i in range(n)])
+                props = _propose(model, seeds, goals, task, task.seed + r, starts.smiles)
+                model_calls += props.model_calls
+            requests = {}
+            for i in range(n):
+                cands = props.smiles[i]
+                same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
+                predicted = _with_columns(props.predicted[i], task.properties)
+                pv = judge(task, predicted, first.start_predicted.iloc[i], props.similarity[i],
+                           same, spread, tol)  # fmt: skip
+                ranked = [cands[k] for k in _ranked(pv) if cands[k] not in oracle.asked[i]]
+                # an equal share of what is left for each remaining round
+                requests[i] = ranked[: -(-oracle.left(i) // (task.rounds - r))]
+                heads_of.update(zip(cands, predicted.to_dict("records"), strict=True))
+                row_of[i].update(zip(cands, props.rows[i], strict=True))
+            oracle.measure_many(requests)
+        model_calls += first.model_calls
+        extra["reconstructed"] = float(first.reconstructed.mean())
     elif task.method == "unguarded":
         with torch.no_grad():
             z0 = model.encode(starts.tokens)
@@ -204,7 +210,7 @@ def steer_molecules(
         model_calls[:] = task.invert_steps
         model_calls += latent_search(model, codes, starts.smiles, task, oracle, grade, kind)
     elif task.method == "ga":
-        genetic(starts.smiles, task, oracle, grade)
+        genetic(starts.smiles, task, oracle, grade, workers=workers)
     elif task.method == "dataset":
         if dataset is None:
             raise ValueError("the dataset method needs the training molecules' labels")
@@ -223,13 +229,13 @@ def steer_molecules(
             best = verdict.best()
             results.append(starts.smiles[i] if best is None else asked[best])
             paths[i] = _improving(asked, verdict)
-    table, verdicts, heads = _certify(model, starts, task, results, heads_of, spread, tol)
+    table, verdicts = _certify(model, starts, task, results, heads_of, spread, tol)
     table["oracle_calls"] = oracle.calls
     table["model_calls"] = model_calls
     wall = time.perf_counter() - began
     if proposals is not None and task.method == "ascent":
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
-    metrics = summarise(task, table, verdicts, heads, wall)
+    metrics = summarise(task, table, verdicts, wall)
     metrics.update(extra)
     if task.method == "unguarded":
         for p in task.properties:
@@ -237,6 +243,32 @@ def steer_molecules(
                 metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
                 metrics[f"measured_{p}"] = float(table[p].mean())
     return MoleculeOutcome(task, table, metrics, paths)
+
+
+def _propose(
+    model: MultiHeadVAE, x: torch.Tensor, goals: list, task: MoleculeTask, seed: int,
+    reference: list[str] | None = None,
+) -> Proposals:  # fmt: skip
+    """:func:`~.proposals.propose` with ``task``'s settings."""
+    return propose(
+        model, x, goals, steps=task.steps, replicas=task.replicas, lr=task.lr,
+        token_samples=task.token_samples, temperature=task.temperature,
+        invert_steps=task.invert_steps, noise=task.noise, seed=seed, edits=task.edits,
+        reference=reference,
+    )  # fmt: skip
+
+
+def _best_row(
+    i: int, starts: MoleculeStarts, oracle: CountedOracle, grade, row_of: list[dict]
+) -> torch.Tensor:  # fmt: skip
+    """The token row of start ``i``'s best acceptable molecule so far, or of the start."""
+    asked = [s for s in oracle.asked[i] if s in row_of[i]]
+    if asked:
+        sims = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
+        best = grade(i)(oracle.lookup(asked), sims).best()
+        if best is not None:
+            return row_of[i][asked[best]]
+    return starts.tokens[i].cpu()
 
 
 def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -297,8 +329,9 @@ def _heads_reading(
 def _certify(
     model: MultiHeadVAE, starts: MoleculeStarts, task: MoleculeTask, results: list[str],
     heads_of: dict[str, dict[str, float]], spread: dict[str, float], tol: dict[str, float],
-) -> tuple[pd.DataFrame, Verdicts, Verdicts]:  # fmt: skip
-    """Measure every result afresh and grade it by RDKit and by the heads."""
+) -> tuple[pd.DataFrame, Verdicts]:  # fmt: skip
+    """Measure every result afresh and grade it by RDKit (the verdicts returned) and by the
+    heads (the table's ``heads_success``)."""
     measured = measure_molecules(results, workers=1, progress=False)
     values = measured[list(COLUMNS)].reset_index(drop=True)
     canonical = [c if isinstance(c, str) else s for c, s in zip(measured.canonical, results,
@@ -326,11 +359,11 @@ def _certify(
     if task.method == "unguarded":
         for p in props:
             table[f"predicted_{p}"] = heads_now[p].to_numpy()
-    return table, verdicts, heads
+    return table, verdicts
 
 
 def summarise(
-    task: MoleculeTask, table: pd.DataFrame, verdicts: Verdicts, heads: Verdicts, wall: float
+    task: MoleculeTask, table: pd.DataFrame, verdicts: Verdicts, wall: float
 ) -> dict[str, Any]:
     """The metrics of one outcome (``metrics.json``)."""
     changed = table.changed.to_numpy(dtype=bool)
@@ -366,7 +399,6 @@ def summarise(
         out[f"improvement_{spec.prop}"] = float(np.nanmean(gain))
         out[f"improvement_{spec.prop}_sd"] = float(np.nanstd(gain))
         out[f"{spec.prop}_rule"] = float(verdicts.goals[:, task.specs.index(spec)].mean())
-    del heads
     return out
 
 

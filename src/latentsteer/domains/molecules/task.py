@@ -52,8 +52,11 @@ class MoleculeTask:
             ``unguarded`` (plain ascent, last decoded molecule, no checks: the
             counter-example).
         seed: seeds every random choice.
-        steps, replicas, lr, token_samples, temperature, invert_steps, noise: how ``ascent``
-            proposes (:class:`~.proposals.ProposalConfig`); the defaults are the measured ones.
+        rounds: proposal rounds of ``ascent``: each later round proposes again from every
+            start's best acceptable molecule so far (as RDKit measured it), with what is
+            left of the budget.
+        steps, replicas, lr, token_samples, temperature, invert_steps, noise, edits: how ``ascent``
+            proposes (:func:`~.proposals.propose`); the defaults are the measured ones.
         sigma, population: proposal spread and size of ``random`` and ``cmaes``.
     """
 
@@ -63,6 +66,7 @@ class MoleculeTask:
     budget: int = 100
     method: str = "ascent"
     seed: int = 0
+    rounds: int = 2
     steps: int = 40
     replicas: int = 8
     lr: float = 0.02
@@ -70,6 +74,7 @@ class MoleculeTask:
     temperature: float = 1.0
     invert_steps: int = 200
     noise: float = 0.05
+    edits: int = 64
     sigma: float = 0.3
     population: int = 10
 
@@ -100,9 +105,18 @@ class MoleculeTask:
                                  f"got {pair!r}")  # fmt: skip
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; accepted: {', '.join(METHODS)}")
-        for key in ("budget", "steps", "replicas", "token_samples", "invert_steps", "population"):
+        for key in (
+            "budget",
+            "rounds",
+            "edits",
+            "steps",
+            "replicas",
+            "token_samples",
+            "invert_steps",
+            "population",
+        ):
             value = getattr(self, key)
-            least = 0 if key in ("token_samples", "invert_steps") else 1
+            least = 0 if key in ("token_samples", "invert_steps", "edits") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{key} must be an integer >= {least}; got {value!r}")
         for key in ("lr", "temperature", "sigma"):
