@@ -26,6 +26,7 @@ def main(params: dict[str, Any], name: str) -> None:
     from latentsteer.atomic import atomic_dir, write_json
     from latentsteer.config import section
     from latentsteer.devices import resolve_device
+    from latentsteer.domains.molecules.domain import MOLECULES
     from latentsteer.domains.molecules.experiments import MoleculeExperimentConfig, select_starts
     from latentsteer.domains.molecules.labelled import read_molecule_labels
     from latentsteer.domains.molecules.proposals import propose
@@ -48,6 +49,8 @@ def main(params: dict[str, Any], name: str) -> None:
     cfg = section({key: experiments[name]}, key, MoleculeExperimentConfig)
     device = resolve_device(str((molecules.get("train") or {}).get("device", "auto")))
     model = load_model(MODEL, device)
+    if model.domain.name != MOLECULES.name:
+        raise ValueError(f"{MODEL} holds a {model.domain.name} model, not a molecule model")
     test = read_molecule_labels(LABELS, "test")
     chosen = select_starts(test, model.domain.vocabulary, cfg.start_config)  # type: ignore[attr-defined]
     starts = read_starts(model, chosen.canonical.tolist())
