@@ -208,6 +208,19 @@ def test_outputs_are_written_together(model, starts, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["starts"] == 3
 
 
+def test_the_report_table_keeps_published_rows_apart(model, starts):
+    from latentsteer.domains.molecules.steering_table import steering_table
+
+    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=4, steps=4, replicas=2,
+                        invert_steps=10)  # fmt: skip
+    m = steer_molecules(model, starts, task, property_spreads(model, task.properties)).metrics
+    text = steering_table({"mine": {"ascent_d0": m}})
+    ours = [line for line in text.splitlines() if line.startswith("| mine |")]
+    assert len(ours) == 1 and f"{100 * m['success']:.1f}%" in ours[0]
+    published = [line for line in text.splitlines() if "published" in line]
+    assert len(published) == 13 and not any("mine" in line for line in published)
+
+
 # ------------------------------------------------------------------ experiments
 def test_starts_are_the_lowest_or_a_seeded_draw_in_range(model):
     table = measure_molecules(SMILES, workers=1, progress=False)

@@ -30,8 +30,9 @@ from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.model import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES
+MOLECULE_STEER = tuple(f"molecules_steer@{n}" for n in TINY_MOLECULE_EXPERIMENTS)
 MOLECULES = ("molecules_download", "molecules_labels", "molecules_train", "molecules_evaluate",
-             *(f"molecules_steer@{n}" for n in TINY_MOLECULE_EXPERIMENTS))  # fmt: skip
+             *MOLECULE_STEER, "molecules_report")  # fmt: skip
 
 
 def stages_run(stdout: str) -> list[str]:
@@ -155,6 +156,9 @@ def check_molecule_steering(repo: Path) -> None:
         ok = table.success
         assert (table.similarity[ok] >= m["similarity_threshold"]).all(), label
         assert (table.plogp[ok] > table.start_plogp[ok]).all(), label
+    table = (repo / "reports/molecules/steering.md").read_text()
+    assert table.count("| low |") == len(rows) and "| naive |" in table
+    assert "(ZINC250k, published)" in table
     naive = json.loads((repo / "reports/molecules/steer/naive.json").read_text())
     assert list(naive) == ["unguarded_d0"]
     assert "predicted_plogp" in naive["unguarded_d0"]
