@@ -12,7 +12,7 @@ from molecule_model import SMILES, trained_model
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
-from latentsteer.cli import main
+from latentsteer.cli import main, parse_bound
 from latentsteer.domains.molecules.experiments import (
     MoleculeExperimentConfig,
     StartsConfig,
@@ -20,7 +20,6 @@ from latentsteer.domains.molecules.experiments import (
 )
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import measure_molecules
-from latentsteer.domains.molecules.request import parse_bound
 from latentsteer.domains.molecules.similarity import similarity
 from latentsteer.domains.molecules.steering import (
     property_spreads,

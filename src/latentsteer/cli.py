@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,13 +84,28 @@ def _cmd_steer(args: argparse.Namespace) -> None:
     print(f"steered {', '.join(args.goal)}: {summary_line(outcome.metrics)} -> {args.out}")
 
 
+def parse_bound(text: str) -> tuple[str, list[float | None]]:
+    """``logp=1:3``, ``qed=0.9:`` or ``sa=:3`` → ``(property, [lo, hi])``.
+
+    Raises:
+        ValueError: anything else (one line).
+    """
+    m = re.fullmatch(r"\s*(\w+)\s*=\s*([^:]*):([^:]*)\s*", text)
+    if m is None:
+        raise ValueError(f"bad bound {text!r}; accepted: prop=LO:HI, prop=LO: or prop=:HI")
+    try:
+        lo, hi = (float(v) if v.strip() else None for v in m.group(2, 3))
+    except ValueError:
+        raise ValueError(f"bad bound {text!r}: LO and HI must be numbers") from None
+    return m.group(1), [lo, hi]
+
+
 #: Flags of `latentsteer steer` a molecule model takes besides --goal, --start and --out.
 MOLECULE_FLAGS = ("method", "seed", "steps", "lr", "budget", "population", "sigma")
 
 
 def _steer_own(args: argparse.Namespace, domain: str, out: Path) -> None:
     """``latentsteer steer`` on a model whose domain steers its own way (molecules)."""
-    from latentsteer.domains.molecules.request import parse_bound
     from latentsteer.request import steer
 
     settings = given(args, args.config_fields)

@@ -25,22 +25,6 @@ SETTINGS = tuple(f.name for f in dataclasses.fields(MoleculeTask) if f.name != "
 LABELS = "data/molecules/labels"
 
 
-def parse_bound(text: str) -> tuple[str, list[float | None]]:
-    """``logp=1:3``, ``qed=0.9:`` or ``sa=:3`` → ``(property, [lo, hi])``.
-
-    Raises:
-        ValueError: anything else (one line).
-    """
-    m = re.fullmatch(r"\s*(\w+)\s*=\s*([^:]*):([^:]*)\s*", text)
-    if m is None:
-        raise ValueError(f"bad bound {text!r}; accepted: prop=LO:HI, prop=LO: or prop=:HI")
-    try:
-        lo, hi = (float(v) if v.strip() else None for v in m.group(2, 3))
-    except ValueError:
-        raise ValueError(f"bad bound {text!r}: LO and HI must be numbers") from None
-    return m.group(1), [lo, hi]
-
-
 def steer_molecules_request(
     goals: Sequence[str],
     start: str,
