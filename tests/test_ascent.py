@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from latentsteer.ascent import StopRule, ascend
+from latentsteer.ascent import StopRule, ascend, read_live
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target, combine
 from latentsteer.safeguards import CycleConsistency, KNNDensity, PriorPenalty, Proximity, anchor
@@ -101,6 +101,54 @@ def test_satisfied_samples_freeze_while_others_go_on(model):
     assert res.stop_reason[0] == "satisfied" and res.stop_step[0] == 0
     assert torch.equal(res.z[-1, 0], z0[0])  # frozen: Adam's momentum never moved it
     assert not torch.equal(res.z[-1, 1], z0[1])
+
+
+def test_read_live_computes_only_moving_rows_with_their_gradients(model):
+    z = torch.randn(5, 4, requires_grad=True)
+    last = {k: v.detach() + 100.0 for k, v in model.predict(z).items()}  # stale on purpose
+    live = torch.tensor([True, False, True, False, False])
+    seen = []
+
+    def read(codes):
+        seen.append(len(codes))
+        return model.predict(codes)
+
+    got = read_live(read, z, live, last)
+    assert seen == [2]
+    full = model.predict(z)
+    for k in full:  # live rows read now, the others keep their last values
+        torch.testing.assert_close(got[k][live], full[k][live])
+        torch.testing.assert_close(got[k][~live], last[k][~live])
+    (g,) = torch.autograd.grad(got["thickness"].sum(), z)
+    (want,) = torch.autograd.grad(full["thickness"][live].sum(), z)
+    torch.testing.assert_close(g, want)
+    assert (g[~live] == 0).all()
+    assert seen == [2] and read_live(read, z, torch.ones(5, dtype=torch.bool), last) is not None
+    assert seen == [2, 5]  # every row live: one plain read
+
+
+def test_stopped_samples_leave_the_readout(model, monkeypatch):
+    z0 = torch.randn(2, 4)
+    now = model.predict(z0)["thickness"].detach()
+    tol = float((now[1] - now[0]).abs()) / 4
+    rows: list[int] = []
+    predict = model.predict
+
+    def counting(z):
+        rows.append(len(z))
+        return predict(z)
+
+    monkeypatch.setattr(model, "predict", counting)
+    res = ascend(model, z0, [Target("thickness", float(now[0]), tol=tol)], steps=40, lr=0.05)
+    assert res.stop_step[0] == 0 and res.stop_step[1] > 2
+    assert rows[0] == 2 and set(rows[1:]) == {1}  # sample 0 stopped at once: read only once
+    # What was recorded for the stopped sample is still what the heads read at its code.
+    torch.testing.assert_close(
+        res.predicted["thickness"][:, 0], predict(z0[:1])["thickness"].detach().expand(len(res.z))
+    )
+    torch.testing.assert_close(
+        res.predicted["thickness"][-1, 1], predict(res.z[-1, 1:])["thickness"].detach()[0]
+    )
 
 
 def test_patience_stops_a_stalled_sample(model):

@@ -160,6 +160,29 @@ class PathRecord:
         }
 
 
+def read_live(
+    read: Readout, z: torch.Tensor, live: torch.Tensor, last: dict[str, torch.Tensor] | None
+) -> dict[str, torch.Tensor]:
+    """Predictions for every row of ``z (n, d)``, computing only the ``live (n,)`` rows.
+
+    The readout is most of a step's cost (``mixed`` decodes and re-encodes each code), and
+    once samples stop a batch would otherwise go on paying for them until the last one
+    stops. Rows outside ``live`` keep their entries of ``last`` (their codes have not moved
+    since), detached: a stopped sample gets no gradient anyway.
+
+    Returns:
+        head name → ``(n,)`` values or ``(n, k)`` probabilities; the ``live`` rows carry
+        gradients to ``z``.
+    """
+    if last is None or bool(live.all()):
+        return read(z)
+    idx = torch.nonzero(live).flatten()
+    if not len(idx):
+        return {k: v.detach() for k, v in last.items()}
+    part = read(z[idx])
+    return {k: v.detach().index_put((idx,), part[k]) for k, v in last.items()}
+
+
 def _bind(
     goals: list[Goal | BoundGoal], model: MultiHeadVAE, z0: torch.Tensor, read: Readout
 ) -> list[BoundGoal]:
@@ -259,7 +282,11 @@ def ascend(
         settles = can_finish and not getattr(guide, "keeps_improving", False)
         region = TrustRegion(z0, settles, rules.guide_patience)
     start_time = time.perf_counter()
+    last: dict[str, torch.Tensor] | None = None  # every row's latest predictions
     for t in range(steps + 1):
+        # The rows that may move or be rolled back at this step; the others sit still, so
+        # their predictions are the ones last computed and the readout skips them.
+        live = active.clone()
         if region is not None and (t % check_every == 0 or t == steps) and active.any():
             assert guide is not None
             with torch.no_grad():
@@ -274,7 +301,7 @@ def ascend(
                     state["exp_avg"][verdict.rolled_back] = 0.0
                 elif verdict.rolled_back.numel() and "momentum_buffer" in state:
                     state["momentum_buffer"][verdict.rolled_back] = 0.0
-        pred = read(z)
+        pred = last = read_live(read, z, live, last)
         obj = objective_of(pred) - penalty(model, z, guards)  # (n,)
         if guide is not None and hasattr(guide, "penalty"):
             obj = obj - guide.penalty(z)  # what the in-loop judge reads, kept in view
