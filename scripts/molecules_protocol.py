@@ -17,8 +17,12 @@ import time
 
 from latentsteer.domains.molecules.experiments import StartsConfig, select_starts
 from latentsteer.domains.molecules.labelled import read_molecule_labels
-from latentsteer.domains.molecules.proposals import propose
-from latentsteer.domains.molecules.steering import property_spreads, read_starts, steer_molecules
+from latentsteer.domains.molecules.steering import (
+    property_spreads,
+    propose_for,
+    read_starts,
+    steer_molecules,
+)
 from latentsteer.domains.molecules.task import MoleculeTask
 from latentsteer.model import load_model
 
@@ -43,12 +47,7 @@ def main() -> None:
     base = MoleculeTask(goals=["plogp=max"], **given)
     spread = property_spreads(model, base.properties)
     began = time.perf_counter()
-    goals = [s.goal(model, tol=model.domain.tolerances[s.prop]) for s in base.specs]
-    proposals = propose(
-        model, starts.tokens, goals, steps=base.steps, replicas=base.replicas, lr=base.lr,
-        token_samples=base.token_samples, temperature=base.temperature,
-        invert_steps=base.invert_steps, noise=base.noise, seed=base.seed,
-    )  # fmt: skip
+    proposals = propose_for(model, starts.tokens, base)  # the first round, for every δ
     print(f"{len(starts.smiles)} starts (penalized logP {chosen.plogp.mean():.2f} on average); "
           f"{sum(map(len, proposals.smiles)) / len(starts.smiles):.0f} candidates a start; "
           f"start codes decoding to the start: {proposals.reconstructed.mean():.1%}; "

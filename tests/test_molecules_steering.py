@@ -4,6 +4,7 @@ budget, the CSV output, the baselines and the CLI's one-line errors."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,13 @@ from latentsteer.domains.molecules.experiments import (
     StartsConfig,
     select_starts,
 )
+from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import measure_molecules
-from latentsteer.domains.molecules.similarity import similarity
+from latentsteer.domains.molecules.similarity import fingerprints, similarity
 from latentsteer.domains.molecules.steering import (
     property_spreads,
+    propose_for,
     read_starts,
     steer_molecules,
     write_outcome,
@@ -182,6 +185,48 @@ def test_best_of_dataset_picks_the_best_similar_training_molecule(model, starts)
             assert row.logp == pytest.approx(best)
         else:
             assert not row.changed
+
+
+def test_nearest_training_molecules_are_offered_within_the_threshold(model, starts):
+    data = measure_molecules(SMILES, workers=1, progress=False)
+    fps = fingerprints(data.canonical.tolist())
+    near = nearest_training(model, starts.smiles, fingerprints(starts.smiles), data, fps,
+                            k=3, threshold=0.2)  # fmt: skip
+    smiles, rows, predicted, sims = near
+    for i, start in enumerate(starts.smiles):
+        near_all = [(similarity(start, s), s) for s in data.canonical if s != start]
+        want = sorted([w for w in near_all if w[0] >= 0.2], reverse=True)[:3]
+        assert np.allclose(sims[i], [w for w, _ in want])  # the most similar, in order
+        assert start not in smiles[i] and len(smiles[i]) == len(want)
+        assert rows[i].shape == (len(smiles[i]), model.domain.vocabulary.length)
+        assert list(predicted[i].columns) == ["qed", "logp"] and len(predicted[i]) == len(want)
+    # Added to proposals once each, beside what the ascent proposed.
+    task = MoleculeTask(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
+                        invert_steps=10)  # fmt: skip
+    props = propose_for(model, starts.tokens, task)
+    both = with_neighbours(props, near)
+    for i in range(len(starts.smiles)):
+        assert both.smiles[i][: len(props.smiles[i])] == props.smiles[i]
+        assert set(both.smiles[i]) == set(props.smiles[i]) | set(smiles[i])
+        assert len(both.smiles[i]) == len(set(both.smiles[i])) == len(both.rows[i])
+        assert len(both.predicted[i]) == len(both.similarity[i]) == len(both.smiles[i])
+
+
+def test_the_ascent_with_training_molecules_keeps_budget_and_rules(model, starts):
+    data = measure_molecules(SMILES, workers=1, progress=False)
+    task = MoleculeTask(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
+                        invert_steps=10, neighbours=8)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties),
+                          dataset=data)  # fmt: skip
+    assert (out.table.oracle_calls <= 6).all()
+    assert out.metrics["neighbours"] > 0 and 0.0 <= out.metrics.get("from_training", 0) <= 1
+    ok = out.table.changed & (out.table.similarity >= 0.2) & (out.table.logp > out.table.start_logp)
+    assert out.table.success.tolist() == ok.tolist()
+    off = steer_molecules(model, starts, replace(task, neighbours=0),
+                          property_spreads(model, task.properties), dataset=data)  # fmt: skip
+    assert "neighbours" not in off.metrics
+    with pytest.raises(ValueError, match="neighbours must be an integer >= 0; got -1"):
+        MoleculeTask(goals=["logp=max"], neighbours=-1)
 
 
 def test_unguarded_reports_the_heads_claims_beside_rdkit(model, starts):

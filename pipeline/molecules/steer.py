@@ -29,10 +29,10 @@ def main(params: dict[str, Any], name: str) -> None:
     from latentsteer.domains.molecules.domain import MOLECULES
     from latentsteer.domains.molecules.experiments import MoleculeExperimentConfig, select_starts
     from latentsteer.domains.molecules.labelled import read_molecule_labels
-    from latentsteer.domains.molecules.proposals import propose
     from latentsteer.domains.molecules.similarity import fingerprints
     from latentsteer.domains.molecules.steering import (
         property_spreads,
+        propose_for,
         read_starts,
         steer_molecules,
         write_outcome,
@@ -67,25 +67,14 @@ def main(params: dict[str, Any], name: str) -> None:
     spread = property_spreads(model, base.properties)
     cache: dict[str, dict[str, float]] = {}
     proposals = None
-    if cfg.method == "ascent":
-        goals = [s.goal(model, tol=model.domain.tolerances[s.prop]) for s in base.specs]
-        proposals = propose(
-            model,
-            starts.tokens,
-            goals,
-            steps=base.steps,
-            replicas=base.replicas,
-            lr=base.lr,
-            token_samples=base.token_samples,
-            temperature=base.temperature,
-            invert_steps=base.invert_steps,
-            noise=base.noise,
-            seed=base.seed,
-        )
+    if cfg.method == "ascent":  # the first round, proposed once for every threshold
+        proposals = propose_for(model, starts.tokens, base)
     few = cfg.baseline_starts if cfg.baseline_starts is not None else len(starts.smiles)
-    subset = _first(starts, min(few, len(starts.smiles)))
-    sub_proposals = _first_proposals(proposals, len(subset.smiles))
-    fps = fingerprints(train.canonical.tolist()) if "dataset" in cfg.baselines else None
+    subset = starts.first(min(few, len(starts.smiles)))
+    sub_proposals = None if proposals is None else proposals.first(len(subset.smiles))
+    # The dataset baseline and the ascent's nearest-neighbour candidates read them.
+    wanted = "dataset" in cfg.baselines or (cfg.method == "ascent" and base.neighbours > 0)
+    fps = fingerprints(train.canonical.tolist()) if wanted else None
     rows: dict[str, dict[str, Any]] = {}
     with atomic_dir(OUT / name) as tmp:
         for delta in cfg.thresholds:
@@ -137,34 +126,6 @@ def main(params: dict[str, Any], name: str) -> None:
     print(
         f"molecules_steer@{name}: {head['method']} success {head['success']:.3f}, "
         f"heads {head['heads_success']}, gap {head['success_gap']}"
-    )
-
-
-def _first(starts, k: int):
-    """The first ``k`` of ``starts``."""
-    from latentsteer.domains.molecules.steering import MoleculeStarts
-
-    return MoleculeStarts(
-        starts.inputs[:k],
-        starts.smiles[:k],
-        starts.tokens[:k],
-        starts.values.iloc[:k].reset_index(drop=True),
-    )
-
-
-def _first_proposals(proposals, k: int):
-    """The first ``k`` starts' proposals (``None`` stays ``None``)."""
-    if proposals is None:
-        return None
-    return replace(
-        proposals,
-        smiles=proposals.smiles[:k],
-        predicted=proposals.predicted[:k],
-        similarity=proposals.similarity[:k],
-        start_predicted=proposals.start_predicted.iloc[:k].reset_index(drop=True),
-        codes=proposals.codes[:k],
-        reconstructed=proposals.reconstructed[:k],
-        model_calls=proposals.model_calls[:k],
     )
 
 

@@ -60,6 +60,14 @@ class Proposals:
     model_calls: np.ndarray
     wall_seconds: float = 0.0
 
+    def first(self, k: int) -> Proposals:
+        """The proposals of the first ``k`` starts (the time spent stays the whole's)."""
+        return Proposals(self.smiles[:k], self.rows[:k], self.predicted[:k],
+                         self.similarity[:k],
+                         self.start_predicted.iloc[:k].reset_index(drop=True),
+                         self.codes[:k], self.reconstructed[:k], self.model_calls[:k],
+                         self.wall_seconds)  # fmt: skip
+
 
 def invert(model: MultiHeadVAE, x: torch.Tensor, steps: int, lr: float = 0.05) -> torch.Tensor:
     """``(n, d)`` codes that decode to token rows ``x (n, L)``: the encoder's codes, refined

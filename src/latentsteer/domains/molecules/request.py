@@ -85,7 +85,11 @@ def steer_molecules_request(
                          "SMILES per line)")  # fmt: skip
     starts = read_starts(vae, smiles, names)
     dataset = None
-    if task.method == "dataset":
+    # The dataset baseline needs the training molecules; the ascent uses them where they are
+    # (the pipeline's checkout) to offer each start's nearest ones as candidates.
+    wanted = task.method == "dataset" or (task.method == "ascent" and task.neighbours > 0
+                                          and Path(LABELS).is_dir())  # fmt: skip
+    if wanted:
         table = read_molecule_labels(LABELS, "train")
         dataset = table[table.valid].reset_index(drop=True)
     outcome = steer_molecules(vae, starts, task, property_spreads(vae, task.properties),

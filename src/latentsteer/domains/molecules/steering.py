@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from latentsteer.domains.molecules.baselines import best_of_dataset, genetic, latent_search
+from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
 from latentsteer.domains.molecules.proposals import Proposals, invert, propose, read_rows
@@ -53,6 +54,11 @@ class MoleculeStarts:
     smiles: list[str]
     tokens: torch.Tensor
     values: pd.DataFrame
+
+    def first(self, k: int) -> MoleculeStarts:
+        """The first ``k`` starts."""
+        return MoleculeStarts(self.inputs[:k], self.smiles[:k], self.tokens[:k],
+                              self.values.iloc[:k].reset_index(drop=True))  # fmt: skip
 
 
 def read_starts(
@@ -127,7 +133,9 @@ def steer_molecules(
     Args:
         spread: property → its standard deviation over the training molecules (the units
             of the score that ranks acceptable results).
-        dataset: training molecules (``canonical`` and the properties), for ``dataset``.
+        dataset: training molecules (``canonical``, ``selfies`` and the properties), for
+            the ``dataset`` baseline and the ascent's nearest-neighbour candidates
+            (:mod:`.neighbours`; without it the ascent proposes from the model alone).
         dataset_fps: their fingerprints, when already computed.
         cache: RDKit measures shared between methods (never changes what one is charged).
         workers: processes for RDKit.
@@ -156,16 +164,24 @@ def steer_molecules(
     heads_of: dict[str, dict[str, float]] = {}  # result SMILES -> the heads' reading
     results: list[str] = []
     paths: list[list[str]] = [[] for _ in range(n)]
-    if task.method in ("ascent", "unguarded"):
-        goals = [spec.goal(model, tol=tol[spec.prop]) for spec in task.specs]
+    if task.method == "unguarded":
+        goals = task_goals(model, task)
     if task.method == "ascent":
-        first = proposals or _propose(model, starts.tokens, goals, task, task.seed)
+        first = proposals or propose_for(model, starts.tokens, task)
         row_of: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
         props = first
+        if dataset is not None and task.neighbours:
+            if dataset_fps is None:
+                dataset_fps = fingerprints(dataset.canonical.tolist())
+            near = nearest_training(model, starts.smiles, fingerprints(starts.smiles),
+                                    dataset, dataset_fps, task.neighbours,
+                                    task.similarity)  # fmt: skip
+            props = with_neighbours(first, near)
+            extra["neighbours"] = float(np.mean([len(m) for m in near[0]]))
         for r in range(task.rounds):
             if r > 0:  # propose again from each start's best acceptable molecule so far
                 seeds = torch.stack([_best_row(i, starts, oracle, grade, row_of) for i in range(n)])
-                props = _propose(model, seeds, goals, task, task.seed + r, starts.smiles)
+                props = propose_for(model, seeds, task, task.seed + r, starts.smiles)
                 model_calls += props.model_calls
             requests = {}
             for i in range(n):
@@ -237,6 +253,9 @@ def steer_molecules(
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
     metrics = summarise(task, table, verdicts, wall)
     metrics.update(extra)
+    if dataset is not None and table.changed.any():  # how many results the data already held
+        known = set(dataset.canonical)
+        metrics["from_training"] = float(table.smiles[table.changed].isin(known).mean())
     if task.method == "unguarded":
         for p in task.properties:
             if f"predicted_{p}" in table:
@@ -245,11 +264,21 @@ def steer_molecules(
     return MoleculeOutcome(task, table, metrics, paths)
 
 
-def _propose(
-    model: MultiHeadVAE, x: torch.Tensor, goals: list, task: MoleculeTask, seed: int,
+def task_goals(model: MultiHeadVAE, task: MoleculeTask) -> list:
+    """The task's goals bound for the heads, each with its property's tolerance."""
+    return [spec.goal(model, tol=model.domain.tolerances[spec.prop]) for spec in task.specs]
+
+
+def propose_for(
+    model: MultiHeadVAE, x: torch.Tensor, task: MoleculeTask, seed: int | None = None,
     reference: list[str] | None = None,
 ) -> Proposals:  # fmt: skip
-    """:func:`~.proposals.propose` with ``task``'s settings."""
+    """:func:`~.proposals.propose` with ``task``'s goals and settings: what the ascent's
+    first round proposes from the token rows ``x (n, L)`` (pass the result to
+    :func:`steer_molecules` to grade one proposal at several thresholds). ``seed``
+    defaults to the task's."""
+    goals = task_goals(model, task)
+    seed = task.seed if seed is None else seed
     return propose(
         model, x, goals, steps=task.steps, replicas=task.replicas, lr=task.lr,
         token_samples=task.token_samples, temperature=task.temperature,

@@ -57,6 +57,9 @@ class MoleculeTask:
             left of the budget.
         steps, replicas, lr, token_samples, temperature, invert_steps, noise, edits: how ``ascent``
             proposes (:func:`~.proposals.propose`); the defaults are the measured ones.
+        neighbours: ``ascent`` also offers the heads, in its first round, this many
+            training molecules most similar to each start (within δ; :mod:`.neighbours`),
+            when the training molecules are at hand; 0 = off.
         sigma, population: proposal spread and size of ``random`` and ``cmaes``.
     """
 
@@ -75,6 +78,7 @@ class MoleculeTask:
     invert_steps: int = 200
     noise: float = 0.05
     edits: int = 64
+    neighbours: int = 64
     sigma: float = 0.3
     population: int = 10
 
@@ -109,6 +113,7 @@ class MoleculeTask:
             "budget",
             "rounds",
             "edits",
+            "neighbours",
             "steps",
             "replicas",
             "token_samples",
@@ -116,7 +121,7 @@ class MoleculeTask:
             "population",
         ):
             value = getattr(self, key)
-            least = 0 if key in ("token_samples", "invert_steps", "edits") else 1
+            least = 0 if key in ("token_samples", "invert_steps", "edits", "neighbours") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{key} must be an integer >= {least}; got {value!r}")
         for key in ("lr", "temperature", "sigma"):
