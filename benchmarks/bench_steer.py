@@ -6,10 +6,11 @@ loop is the straightforward method: one code at a time, `backward()`, optimiser 
 maximise the same objective (thickness +1.5 with the digit kept, prior penalty 0.05) for
 the same number of steps, with early stopping off so both do the same work.
 
-`guided` times the defaults of an experiment (the closed loop, `thickness=max` with
-`digit=keep`): batched, the in-loop oracles read every moving sample in one call per
-check; per sample, the same ascent and checks run one sample at a time. Each sample makes
-the same decisions either way, so both do the same work.
+`guided` times the defaults of an experiment entry that gives only `thickness=max` and
+`digit=keep` (the closed loop, its own step budget and stop rules), steered exactly as the
+stages steer (`latentsteer.runner.steer_start`), without the grading that follows: batched,
+the in-loop oracles read every moving sample in one call per check; per sample, the same
+steering runs one sample at a time. Each sample makes the same decisions either way.
 
 The per-sample loop runs on the first `--loop-samples` codes and its time is scaled to n
 (the samples are independent, so its cost is linear in n); `--loop-samples 0` runs all n.
@@ -27,12 +28,15 @@ from pathlib import Path
 import torch
 
 from latentsteer.ascent import StopRule, ascend
-from latentsteer.domains.mnist.judge import Judge, load_judge
-from latentsteer.goalspec import parse_goal
-from latentsteer.guide import Guide, read_starts
+from latentsteer.context import Context
+from latentsteer.domain import Start
+from latentsteer.domains.mnist.steering_context import load_context
+from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.model import ModelConfig, MultiHeadVAE, load_model
-from latentsteer.objectives import Increase, Keep, Maximize, combine
+from latentsteer.objectives import Increase, Keep, combine
+from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.readout import readout
+from latentsteer.runner import steer_start
 from latentsteer.safeguards import PriorPenalty
 
 GOALS = [Increase("thickness", 1.5), Keep("digit")]
@@ -63,20 +67,13 @@ def per_sample(model: MultiHeadVAE, z0: torch.Tensor, steps: int, kind: str) -> 
     return time.perf_counter() - start
 
 
-def guided(model: MultiHeadVAE, judge: Judge, z0: torch.Tensor, steps: int) -> float:
-    """The closed-loop defaults on ``z0 (n, d)``, as one batch; returns seconds."""
+def guided(ctx: Context, z0: torch.Tensor) -> float:
+    """The closed-loop defaults (an experiment entry giving only ``thickness=max`` and
+    ``digit=keep``), steered from ``z0 (n, d)`` as the stages steer, without the grading
+    afterwards; returns seconds."""
+    cfg = ExperimentConfig(goals=["thickness=max", "digit=keep"], start=f"random:{len(z0)}")
     start = time.perf_counter()
-    read = readout(model, "mixed")
-    reading = read_starts(model, judge, z0)
-    ref = torch.as_tensor(reading.reference)
-    goals = [Maximize("thickness").bind(model, z0, read),
-             Keep("digit", reference=ref).bind(model, z0, read)]  # fmt: skip
-    specs = [parse_goal("thickness=max"), parse_goal("digit=keep")]
-    guide = Guide(model, judge, specs, goals, read, reading)
-    ascend(
-        model, z0, goals, steps=steps, lr=0.05, safeguards=[PriorPenalty(PRIOR)],
-        readout="mixed", guide=guide, stop=StopRule(guide_patience=5),
-    )  # fmt: skip
+    steer_start(cfg, ctx, Start(z0, None, None, cfg.start))
     return time.perf_counter() - start
 
 
@@ -87,6 +84,8 @@ def main() -> None:
     parser.add_argument("--loop-samples", type=int, default=50)
     parser.add_argument("--model", default="models/vae_calibrated")
     parser.add_argument("--judge", default="models/judge")
+    parser.add_argument("--data", default="data/raw", help="MNIST (for the guided row)")
+    parser.add_argument("--labels", default="data/labels", help="labels (guided row)")
     parser.add_argument("--paths", default="code,mixed,guided", help="which rows to time")
     args = parser.parse_args()
     if Path(args.model).is_dir():
@@ -109,9 +108,12 @@ def main() -> None:
               f"-> {t_loop / t_batch:6.1f}x")  # fmt: skip
     if "guided" not in paths:
         return
-    judge = load_judge(args.judge) if Path(args.judge).is_dir() else Judge().eval()
-    t_batch = guided(model, judge, z0, args.steps)
-    t_loop = sum(guided(model, judge, z0[i : i + 1], args.steps) for i in range(m)) * args.n / m
+    # The pipeline's in-loop oracle (judge and measures) and kNN codes; no realism reference
+    # is read while steering.
+    ctx = load_context(args.model, args.judge, args.data, args.labels,
+                       OptimizeConfig(reference=2, knn_codes=1000))  # fmt: skip
+    t_batch = guided(ctx, z0)
+    t_loop = sum(guided(ctx, z0[i : i + 1]) for i in range(m)) * args.n / m
     print(f"guided (defaults): batched {t_batch:7.2f} s, per-sample {t_loop:8.1f} s "
           f"-> {t_loop / t_batch:6.1f}x", flush=True)  # fmt: skip
 

@@ -42,14 +42,18 @@ class Outcome:
     per_frame: dict[str, np.ndarray]  # (F,) success_by_frame, calls_by_frame (success_curve)
 
 
-def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) -> Outcome:
-    """Run one experiment and measure its outcome with the oracles.
+def steer_start(
+    cfg: ExperimentConfig, ctx: Context, start: Start
+) -> tuple[SteerResult, list[Safeguard], np.ndarray | None, Guide | None]:
+    """Steer ``start`` as ``cfg`` says: the ascent (closed loop unless switched off) or a
+    baseline, before any grading. What :func:`run_experiment` and the steering benchmark
+    time alike.
 
-    Raises:
-        ValueError: a goal the model cannot take, a bad start spec, and the like.
+    Returns:
+        The result, the safeguards built for it, the class each ``keep`` goal keeps
+        (``None`` without a closed loop) and the guide (``None`` without one).
     """
     model = ctx.model
-    start = model.domain.parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
     goals: list = []
     for spec in cfg.specs:
         spec.goal(model)  # first, one line naming an unknown property or an unfit goal
@@ -84,6 +88,18 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
             stop_when_satisfied=cfg.stop_when_satisfied, guide=guide,
             check_every=cfg.check_every, guide_patience=cfg.guide_patience,
         )  # fmt: skip
+    return result, guards, keep_reference, guide
+
+
+def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) -> Outcome:
+    """Run one experiment and measure its outcome with the oracles.
+
+    Raises:
+        ValueError: a goal the model cannot take, a bad start spec, and the like.
+    """
+    model = ctx.model
+    start = model.domain.parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
+    result, guards, keep_reference, guide = steer_start(cfg, ctx, start)
     # Every safeguard's score at the end, anchored at the start, whether it was on or not.
     result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
