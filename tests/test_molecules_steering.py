@@ -14,6 +14,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
 from latentsteer.cli import main, parse_bound
+from latentsteer.domains.molecules.calibration import HeadCalibration, fit_calibration
 from latentsteer.domains.molecules.experiments import (
     MoleculeExperimentConfig,
     StartsConfig,
@@ -22,6 +23,7 @@ from latentsteer.domains.molecules.experiments import (
 from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import measure_molecules
+from latentsteer.domains.molecules.proposals import read_rows
 from latentsteer.domains.molecules.similarity import fingerprints, similarity
 from latentsteer.domains.molecules.steering import (
     property_spreads,
@@ -35,6 +37,13 @@ from latentsteer.model import save_model
 
 TOL = {"qed": 0.05, "logp": 0.5, "sa": 0.25}
 SPREAD = {"qed": 0.1, "logp": 1.0, "sa": 0.5}
+
+
+@pytest.fixture(autouse=True)
+def _away_from_the_checkout(tmp_path, monkeypatch):
+    """Run where no pipeline labels lie: a steering request reads data/molecules/labels
+    from the working folder when it is there (neighbours, calibration)."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +236,48 @@ def test_the_ascent_with_training_molecules_keeps_budget_and_rules(model, starts
     assert "neighbours" not in off.metrics
     with pytest.raises(ValueError, match="neighbours must be an integer >= 0; got -1"):
         MoleculeTask(goals=["logp=max"], neighbours=-1)
+
+
+def test_calibration_maps_the_heads_quantiles_onto_rdkits(model):
+    smiles = SMILES * 2
+    measured = measure_molecules(smiles, workers=1, progress=False)
+    tokens = model.domain.encode_smiles(smiles).float()
+    cal = fit_calibration(model, tokens, measured)
+    assert set(cal.knots) == {"qed", "logp"} and cal.molecules == 32
+    raw = read_rows(model, tokens)
+    mapped = cal.apply(raw)
+    for c in ("qed", "logp"):  # same quantiles as RDKit's values, same order as the heads'
+        q = np.linspace(0.05, 0.95, 7)
+        assert np.allclose(np.quantile(mapped[c], q), np.quantile(measured[c], q), atol=1e-6)
+        order = np.argsort(raw[c].to_numpy(), kind="stable")
+        assert (np.diff(mapped[c].to_numpy()[order]) >= -1e-12).all()
+    lo, hi = cal.knots["logp"][0][[0, -1]]
+    out = cal.apply(pd.DataFrame({"logp": [lo - 2.0, hi + 3.0], "sa": [1.0, 2.0]}))
+    assert out.logp.tolist() == pytest.approx([cal.knots["logp"][1][0] - 2.0,
+                                               cal.knots["logp"][1][-1] + 3.0])  # fmt: skip
+    assert out.sa.tolist() == [1.0, 2.0]  # no head, untouched
+    with pytest.raises(ValueError, match="same >= 20 molecules"):
+        fit_calibration(model, tokens[:5], measured[:5])
+    with pytest.raises(ValueError, match="no measured 'logp'"):
+        fit_calibration(model, tokens, measured.drop(columns="logp"))
+
+
+def test_the_heads_verdict_reads_calibrated_values(model, starts):
+    task = MoleculeTask(goals=["qed=max"], bounds={"logp": [None, 1.0]}, similarity=0.0,
+                        budget=6, steps=4, replicas=2, invert_steps=10)  # fmt: skip
+    spread = property_spreads(model, task.properties)
+    plain = steer_molecules(model, starts, task, spread)
+    same = HeadCalibration({c: (np.array([-1e3, 1e3]), np.array([-1e3, 1e3]))
+                            for c in ("qed", "logp")}, 2)  # fmt: skip
+    again = steer_molecules(model, starts, task, spread, calibration=same)
+    pd.testing.assert_frame_equal(plain.table, again.table)
+    # Read 100 higher, no logP meets the bound in the heads' eyes; RDKit decides alike.
+    high = HeadCalibration({"logp": (np.array([-1e3, 1e3]), np.array([-900.0, 1100.0]))}, 2)
+    shifted = steer_molecules(model, starts, task, spread, calibration=high)
+    assert not shifted.table.heads_success.fillna(False).any()
+    assert shifted.table.success.tolist() == (
+        shifted.table.changed & (shifted.table.logp <= 1.0)
+        & (shifted.table.qed > shifted.table.start_qed)).tolist()  # fmt: skip
 
 
 def test_unguarded_reports_the_heads_claims_beside_rdkit(model, starts):

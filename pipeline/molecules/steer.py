@@ -26,6 +26,7 @@ def main(params: dict[str, Any], name: str) -> None:
     from latentsteer.atomic import atomic_dir, write_json
     from latentsteer.config import section
     from latentsteer.devices import resolve_device
+    from latentsteer.domains.molecules.calibration import calibration_from_labels
     from latentsteer.domains.molecules.domain import MOLECULES
     from latentsteer.domains.molecules.experiments import MoleculeExperimentConfig, select_starts
     from latentsteer.domains.molecules.labelled import read_molecule_labels
@@ -65,6 +66,7 @@ def main(params: dict[str, Any], name: str) -> None:
         seed=cfg.seed,
     )
     spread = property_spreads(model, base.properties)
+    calibration = calibration_from_labels(model, LABELS)  # the heads on RDKit's scale
     cache: dict[str, dict[str, float]] = {}
     proposals = None
     if cfg.method == "ascent":  # the first round, proposed once for every threshold
@@ -94,6 +96,7 @@ def main(params: dict[str, Any], name: str) -> None:
                     dataset_fps=fps,
                     cache=cache,
                     proposals=props,
+                    calibration=calibration,
                 )
                 label = f"{method}_d{delta:g}" + (
                     "" if group is starts else f"_first{len(group.smiles)}"

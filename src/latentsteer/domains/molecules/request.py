@@ -47,6 +47,7 @@ def steer_molecules_request(
             before anything is written).
     """
     from latentsteer.devices import resolve_device
+    from latentsteer.domains.molecules.calibration import calibration_from_labels
     from latentsteer.domains.molecules.labelled import read_molecule_labels
     from latentsteer.domains.molecules.smiles_file import SUFFIXES, read_smiles_file
     from latentsteer.domains.molecules.steering import (
@@ -92,8 +93,12 @@ def steer_molecules_request(
     if wanted:
         table = read_molecule_labels(LABELS, "train")
         dataset = table[table.valid].reset_index(drop=True)
+    # Where the pipeline's labels are at hand, the heads' readings are put on RDKit's scale
+    # by the validation molecules (calibration.py); elsewhere the raw heads rank.
+    calibration = calibration_from_labels(vae, LABELS) if Path(LABELS).is_dir() else None
     outcome = steer_molecules(vae, starts, task, property_spreads(vae, task.properties),
-                              dataset=dataset, workers=workers)  # fmt: skip
+                              dataset=dataset, workers=workers,
+                              calibration=calibration)  # fmt: skip
     if out is not None:
         write_outcome(outcome, out)
     return outcome

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from latentsteer.domains.molecules.baselines import best_of_dataset, genetic, latent_search
+from latentsteer.domains.molecules.calibration import HeadCalibration
 from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
@@ -127,6 +128,7 @@ def steer_molecules(
     cache: dict[str, dict[str, float]] | None = None,
     workers: int | None = None,
     proposals: Proposals | None = None,
+    calibration: HeadCalibration | None = None,
 ) -> MoleculeOutcome:
     """Run ``task`` from every start with ``task.method`` (see the module docstring).
 
@@ -142,6 +144,9 @@ def steer_molecules(
         proposals: the ascent's first-round candidates for these starts and goals, when
             already made (a task graded at several thresholds proposes its first round
             once); their inverted codes also start ``random`` and ``cmaes``.
+        calibration: puts the heads' readings on RDKit's scale (:mod:`.calibration`)
+            wherever they are read as values: ranking the ascent's candidates and the
+            heads' verdict on every result. ``unguarded`` reports the raw heads.
 
     Raises:
         ValueError: a goal on a property the heads do not predict (ascent methods), or the
@@ -187,8 +192,10 @@ def steer_molecules(
             for i in range(n):
                 cands = props.smiles[i]
                 same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
-                predicted = _with_columns(props.predicted[i], task.properties)
-                pv = judge(task, predicted, first.start_predicted.iloc[i], props.similarity[i],
+                predicted = _calibrated(_with_columns(props.predicted[i], task.properties),
+                                        calibration)  # fmt: skip
+                start_read = _calibrated(first.start_predicted.iloc[[i]], calibration).iloc[0]
+                pv = judge(task, predicted, start_read, props.similarity[i],
                            same, spread, tol)  # fmt: skip
                 ranked = [cands[k] for k in _ranked(pv) if cands[k] not in oracle.asked[i]]
                 # an equal share of what is left for each remaining round
@@ -245,7 +252,8 @@ def steer_molecules(
             best = verdict.best()
             results.append(starts.smiles[i] if best is None else asked[best])
             paths[i] = _improving(asked, verdict)
-    table, verdicts = _certify(model, starts, task, results, heads_of, spread, tol)
+    cal = None if task.method == "unguarded" else calibration
+    table, verdicts = _certify(model, starts, task, results, heads_of, spread, tol, cal)
     table["oracle_calls"] = oracle.calls
     table["model_calls"] = model_calls
     wall = time.perf_counter() - began
@@ -253,6 +261,8 @@ def steer_molecules(
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
     metrics = summarise(task, table, verdicts, wall)
     metrics.update(extra)
+    # how many held-out molecules set the heads' scale (0: the raw heads)
+    metrics["heads_calibrated_on"] = 0 if cal is None else cal.molecules
     if dataset is not None and table.changed.any():  # how many results the data already held
         known = set(dataset.canonical)
         metrics["from_training"] = float(table.smiles[table.changed].isin(known).mean())
@@ -326,9 +336,13 @@ def _improving(asked: list[str], verdict: Verdicts) -> list[str]:
     return out
 
 
+def _calibrated(frame: pd.DataFrame, calibration: HeadCalibration | None) -> pd.DataFrame:
+    return frame if calibration is None else calibration.apply(frame)
+
+
 def _heads_reading(
     model: MultiHeadVAE, smiles: list[str], given: dict[str, dict[str, float]],
-    properties: list[str],
+    properties: list[str], calibration: HeadCalibration | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """The heads' reading of each molecule: ``given`` where the method recorded it, else at
     the encoder's code of its tokens; NaN rows for molecules the vocabulary cannot write."""
@@ -349,7 +363,8 @@ def _heads_reading(
             todo.append((k, encoded))
     if todo:
         tokens = torch.as_tensor(vocab.encode([e for _, e in todo]), dtype=torch.float32)
-        read = read_rows(model, tokens.to(model.device)).to_dict("records")
+        read = _calibrated(read_rows(model, tokens.to(model.device)), calibration)
+        read = read.to_dict("records")
         for (k, _), r in zip(todo, read, strict=True):
             rows[k] = r
     return _with_columns(pd.DataFrame(rows, index=range(len(smiles))), properties)
@@ -358,6 +373,7 @@ def _heads_reading(
 def _certify(
     model: MultiHeadVAE, starts: MoleculeStarts, task: MoleculeTask, results: list[str],
     heads_of: dict[str, dict[str, float]], spread: dict[str, float], tol: dict[str, float],
+    calibration: HeadCalibration | None = None,
 ) -> tuple[pd.DataFrame, Verdicts]:  # fmt: skip
     """Measure every result afresh and grade it by RDKit (the verdicts returned) and by the
     heads (the table's ``heads_success``)."""
@@ -371,8 +387,8 @@ def _certify(
     same = np.array([a == b for a, b in zip(starts.smiles, canonical, strict=True)])
     verdicts = judge_table(task, values, starts.values, sims, same, spread, tol)
     props = task.properties
-    heads_now = _heads_reading(model, canonical, heads_of, props)
-    heads_start = _heads_reading(model, starts.smiles, {}, props)
+    heads_now = _heads_reading(model, canonical, heads_of, props, calibration)
+    heads_start = _heads_reading(model, starts.smiles, {}, props, calibration)
     heads = judge_table(task, heads_now, heads_start, sims, same, spread, tol)
     table = pd.DataFrame({"start": starts.inputs, "smiles": canonical})
     for c in COLUMNS:
