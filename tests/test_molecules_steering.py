@@ -304,7 +304,7 @@ def test_outputs_are_written_together(model, starts, tmp_path):
 
 
 def test_the_report_table_keeps_published_rows_apart(model, starts):
-    from latentsteer.domains.molecules.steering_table import steering_table
+    from latentsteer.domains.molecules.steering_table import COLUMNS, steering_table
 
     task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=4, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
@@ -314,6 +314,8 @@ def test_the_report_table_keeps_published_rows_apart(model, starts):
     assert len(ours) == 1 and f"{100 * m['success']:.1f}%" in ours[0]
     published = [line for line in text.splitlines() if "published" in line]
     assert len(published) == 13 and not any("mine" in line for line in published)
+    widths = {line.count("|") for line in text.splitlines()}
+    assert widths == {len(COLUMNS) + 1}  # every row fills every column
 
 
 # ------------------------------------------------------------------ experiments
