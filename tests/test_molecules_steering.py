@@ -209,6 +209,10 @@ def test_nearest_training_molecules_are_offered_within_the_threshold(model, star
         assert start not in smiles[i] and len(smiles[i]) == len(want)
         assert rows[i].shape == (len(smiles[i]), model.domain.vocabulary.length)
         assert list(predicted[i].columns) == ["qed", "logp"] and len(predicted[i]) == len(want)
+    none = nearest_training(
+        model, starts.smiles, fingerprints(starts.smiles), data, fps, k=3, threshold=1.0
+    )  # only the starts themselves are that close
+    assert [len(m) for m in none[0]] == [0, 0, 0] and all(len(r) == 0 for r in none[1])
     # Added to proposals once each, beside what the ascent proposed.
     task = MoleculeTask(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip

@@ -60,8 +60,11 @@ def nearest_training(
     every = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.int64)
     fits = vocab.fits(dataset.selfies.to_numpy()[every].tolist()) if len(every) else []
     writable = every[np.asarray(fits, dtype=bool)] if len(every) else every
-    rows = torch.as_tensor(vocab.encode(dataset.selfies.to_numpy()[writable].tolist()),
-                           dtype=torch.float32).reshape(len(writable), -1)  # fmt: skip
+    if len(writable):
+        rows = torch.as_tensor(vocab.encode(dataset.selfies.to_numpy()[writable].tolist()),
+                               dtype=torch.float32)  # fmt: skip
+    else:  # no training molecule near any start
+        rows = torch.zeros((0, vocab.length))
     read = read_rows(model, rows.to(model.device))
     where = {int(j): r for r, j in enumerate(writable)}
     smiles, tokens, predicted, similarity = [], [], [], []
