@@ -175,6 +175,7 @@ def steer_molecules(
         first = proposals or propose_for(model, starts.tokens, task)
         row_of: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
         props = first
+        start_reads = _calibrated(first.start_predicted, calibration)  # once, not per round
         if dataset is not None and task.neighbours:
             if dataset_fps is None:
                 dataset_fps = fingerprints(dataset.canonical.tolist())
@@ -194,8 +195,7 @@ def steer_molecules(
                 same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
                 predicted = _calibrated(_with_columns(props.predicted[i], task.properties),
                                         calibration)  # fmt: skip
-                start_read = _calibrated(first.start_predicted.iloc[[i]], calibration).iloc[0]
-                pv = judge(task, predicted, start_read, props.similarity[i],
+                pv = judge(task, predicted, start_reads.iloc[i], props.similarity[i],
                            same, spread, tol)  # fmt: skip
                 ranked = [cands[k] for k in _ranked(pv) if cands[k] not in oracle.asked[i]]
                 # an equal share of what is left for each remaining round
