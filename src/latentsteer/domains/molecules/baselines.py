@@ -4,10 +4,11 @@ Each baseline only decides *which molecules to ask RDKit about* for each start; 
 of every method is then chosen by the same rule from what it asked (:mod:`.task`), so the
 methods differ in their proposals alone.
 
-* :func:`latent_search` — random search or CMA-ES in the latent space around the same
-  starting codes the ascent uses (the inverted codes of :mod:`.proposals`), scored by RDKit
-  on the decoded molecule: the gradient-free kinds of the shared engine
-  (:class:`~latentsteer.random_search.RandomSearch`, :class:`~latentsteer.cmaes.CMAES`).
+* :func:`latent_search` — random search, CMA-ES or Bayesian optimisation in the latent
+  space around the same starting codes the ascent uses (the inverted codes of
+  :mod:`.proposals`), scored by RDKit on the decoded molecule: the gradient-free kinds of
+  the shared engine (:class:`~latentsteer.random_search.RandomSearch`,
+  :class:`~latentsteer.cmaes.CMAES`, :class:`~latentsteer.bayesopt.BayesOpt`).
 * :func:`genetic` — a graph genetic algorithm with no model at all (``mol_ga``, Tripp et al.
   2023), seeded with the start alone.
 * :func:`best_of_dataset` — the best training molecule within the similarity threshold: the
@@ -62,23 +63,29 @@ def latent_search(
     grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]],
     kind: str,
 ) -> np.ndarray:
-    """Ask RDKit about decoded codes proposed by random search or CMA-ES around ``codes``.
+    """Ask RDKit about decoded codes proposed by random search, CMA-ES or Bayesian
+    optimisation around ``codes``.
 
     Args:
         codes: ``(n, d)`` starting codes (the ascent's, after inversion).
         starts: the starts' canonical SMILES.
         grade: start index → a function of ``(measured values, similarities)`` giving
             :class:`~.task.Verdicts`.
-        kind: ``random`` or ``cmaes``.
+        kind: ``random``, ``cmaes`` or ``bayesopt``.
 
     Returns:
         ``(n,)`` model calls (decodes) per start.
     """
-    from latentsteer.cmaes import CMAES
-    from latentsteer.random_search import RandomSearch
+    if kind == "bayesopt":
+        from latentsteer.bayesopt import BayesOpt
 
-    make = {"random": RandomSearch, "cmaes": CMAES}[kind]
-    strategy = make(codes.cpu(), task.sigma, task.population, task.seed)
+        strategy = BayesOpt(codes.cpu(), task.box, task.init, task.population, task.seed)
+    else:
+        from latentsteer.cmaes import CMAES
+        from latentsteer.random_search import RandomSearch
+
+        make = {"random": RandomSearch, "cmaes": CMAES}[kind]
+        strategy = make(codes.cpu(), task.sigma, task.population, task.seed)
     start_fps = fingerprints(starts)
     n = len(starts)
     calls = np.zeros(n, dtype=np.int64)

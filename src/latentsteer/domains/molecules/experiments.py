@@ -11,7 +11,7 @@ params.yaml): which test molecules start, which goals, which thresholds and base
                         with its own budget)
 ``method``              ``ascent`` (default) or ``unguarded``
 ``baselines``           methods run on the same starts and budget: ``random``, ``cmaes``,
-                        ``ga``, ``dataset``
+                        ``bayesopt``, ``ga``, ``dataset``
 ``baseline_similarity`` the thresholds the baselines run at (null: every δ)
 ``baseline_starts``     run the baselines on the first N starts only (the ascent's row on
                         those same starts is reported beside them); null: all
@@ -30,7 +30,7 @@ import pandas as pd
 from latentsteer.domains.molecules.properties import COLUMNS
 from latentsteer.domains.molecules.vocabulary import Vocabulary
 
-BASELINES = ("random", "cmaes", "ga", "dataset")
+BASELINES = ("random", "cmaes", "bayesopt", "ga", "dataset")
 
 
 @dataclass

@@ -35,7 +35,7 @@ import pandas as pd
 from latentsteer.domains.molecules.properties import COLUMNS
 from latentsteer.goalspec import GoalSpec, parse_goal
 
-METHODS = ("ascent", "random", "cmaes", "ga", "dataset", "unguarded")
+METHODS = ("ascent", "random", "cmaes", "bayesopt", "ga", "dataset", "unguarded")
 
 
 @dataclass
@@ -48,7 +48,8 @@ class MoleculeTask:
         bounds: property → ``[lo, hi]`` a result must lie in (``None``: open side).
         budget: oracle calls (distinct molecules RDKit measures) per start and method.
         method: ``ascent`` (default: the model's heads propose, RDKit checks, see
-            :mod:`.proposals`), a baseline (``random``, ``cmaes``, ``ga``, ``dataset``) or
+            :mod:`.proposals`), a baseline (``random``, ``cmaes``, ``bayesopt``, ``ga``,
+            ``dataset``) or
             ``unguarded`` (plain ascent, last decoded molecule, no checks: the
             counter-example).
         seed: seeds every random choice.
@@ -60,7 +61,10 @@ class MoleculeTask:
         neighbours: ``ascent`` also offers the heads, in its first round, this many
             training molecules most similar to each start (within δ; :mod:`.neighbours`),
             when the training molecules are at hand; 0 = off.
-        sigma, population: proposal spread and size of ``random`` and ``cmaes``.
+        sigma, population: proposal spread and size of ``random`` and ``cmaes``
+            (``population``: also the codes ``bayesopt`` proposes per round).
+        box, init: ``bayesopt``'s box around each starting code (half-width per dimension,
+            in code units) and the codes it measures before its first GP.
     """
 
     goals: list[str]
@@ -81,6 +85,10 @@ class MoleculeTask:
     neighbours: int = 64
     sigma: float = 0.3
     population: int = 10
+    # ±0.6 per dimension spreads codes about as far as random search's sigma (a uniform
+    # box's sd is 0.35): wider, most proposals fall below the similarity threshold.
+    box: float = 0.6
+    init: int = 10
 
     def __post_init__(self) -> None:
         if isinstance(self.goals, str) or not self.goals:
@@ -119,12 +127,14 @@ class MoleculeTask:
             "token_samples",
             "invert_steps",
             "population",
+            "init",
         ):
             value = getattr(self, key)
             least = 0 if key in ("token_samples", "invert_steps", "edits", "neighbours") else 1
+            least = 2 if key == "init" else least  # a GP needs two points to fit
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{key} must be an integer >= {least}; got {value!r}")
-        for key in ("lr", "temperature", "sigma"):
+        for key in ("lr", "temperature", "sigma", "box"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{key} must be a positive number; got {value!r}")
