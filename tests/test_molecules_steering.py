@@ -24,7 +24,7 @@ from latentsteer.domains.molecules.neighbours import nearest_training, with_neig
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import measure_molecules
 from latentsteer.domains.molecules.proposals import read_rows
-from latentsteer.domains.molecules.similarity import fingerprints, similarity
+from latentsteer.domains.molecules.similarity import fingerprints, similarity, tanimoto
 from latentsteer.domains.molecules.steering import (
     property_spreads,
     propose_for,
@@ -67,6 +67,11 @@ def test_similarity_is_tanimoto_on_2048_bit_morgan_fingerprints():
     )
     assert similarity("CCO", "OCC") == 1.0
     assert similarity("CCO", "not a smiles") == 0.0
+    # Remembered fingerprints are the same bits, however often they are asked for.
+    again = fingerprints(["c1ccccc1O", "c1ccccc1O", "not a smiles", ""])
+    assert again[0] == a and again[1] is again[0] and again[2:] == [None, None]
+    sims = tanimoto(a, [b, None, a])
+    assert sims.tolist() == [pytest.approx(DataStructs.TanimotoSimilarity(a, b)), 0.0, 1.0]
 
 
 # ------------------------------------------------------------------ the rules
@@ -112,6 +117,8 @@ def test_the_start_itself_never_counts_and_targets_use_the_tolerance():
         ({"goals": ["qed=max"], "method": "magic"}, "unknown method 'magic'"),
         ({"goals": ["logp=keep"]}, "at least one goal must ask for a change"),
         ({"goals": ["qed=max"], "budget": 0}, "budget must be an integer >= 1"),
+        ({"goals": ["qed=max"], "init": 1}, "init must be an integer >= 2"),
+        ({"goals": ["qed=max"], "box": 0}, "box must be a positive number"),
     ],
 )
 def test_bad_tasks_are_one_line(kwargs, message):
@@ -151,7 +158,7 @@ def starts(model):
     return read_starts(model, ["CCCO", "c1ccccc1", "CC(=O)N"])
 
 
-@pytest.mark.parametrize("method", ["ascent", "random", "cmaes", "ga"])
+@pytest.mark.parametrize("method", ["ascent", "random", "cmaes", "bayesopt", "ga"])
 def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
     task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=8, method=method, steps=6,
                         replicas=2, invert_steps=20, population=4)  # fmt: skip
@@ -171,6 +178,22 @@ def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
     assert out.metrics["improvement_logp"] == pytest.approx(gain.mean())
     assert out.metrics["success"] == pytest.approx(table.success.mean())
     assert out.metrics["certified_by"].startswith("RDKit")
+
+
+def test_the_first_starts_of_an_outcome_are_summarised_over_them_alone(model, starts):
+    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=6, steps=4, replicas=2,
+                        invert_steps=10)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
+    two = out.first(2)
+    assert two.table.equals(out.table.head(2))
+    assert two.metrics["starts"] == 2 and two.metrics["sliced_from"] == 3
+    assert two.metrics["success"] == pytest.approx(out.table.success.head(2).mean())
+    gain = np.where(two.table.changed, two.table.logp - two.table.start_logp, 0.0)
+    assert two.metrics["improvement_logp"] == pytest.approx(gain.mean())
+    share = out.metrics["wall_seconds"] * 2 / 3  # summaries round to 0.01 s
+    assert two.metrics["wall_seconds"] == pytest.approx(share, abs=0.006)
+    assert len(two.verdicts.success) == 2 and len(two.paths) == 2
+    assert out.first(10).metrics["starts"] == 3  # no more than it has
 
 
 def test_a_threshold_nothing_meets_returns_every_start(model, starts):

@@ -51,3 +51,20 @@ def test_json_round_trip_and_damaged_entries():
 def test_fits_says_which_molecules_encode():
     vocab = Vocabulary.fit(SELFIES[:1])  # [C][C][O]
     assert vocab.fits(["[C][O]", "[C][C][C][O]", "[N]", ""]).tolist() == [True, False, False, False]
+
+
+def test_selfies_decode_to_canonical_smiles_in_order_whatever_was_remembered(monkeypatch):
+    from latentsteer.domains.molecules import decoding
+
+    want = [Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in SMILES]
+    strings = SELFIES + SELFIES[:2] + [""]
+    assert decoding.selfies_to_smiles(strings, workers=1) == want + want[:2] + [""]
+    # A full memory starts over without losing what this call needs.
+    monkeypatch.setattr(decoding, "REMEMBER", 3)
+    monkeypatch.setattr(decoding, "_DECODED", {SELFIES[0]: want[0]})
+    assert decoding.selfies_to_smiles(SELFIES[::-1], workers=1) == want[::-1]
+    assert set(decoding._DECODED) == set(SELFIES[1:])  # only this call's new strings
+    # Worker processes give the same answers.
+    monkeypatch.setattr(decoding, "POOL_FROM", 2)
+    monkeypatch.setattr(decoding, "_DECODED", {})
+    assert decoding.selfies_to_smiles(SELFIES, workers=2) == want

@@ -156,6 +156,11 @@ def check_molecule_steering(repo: Path) -> None:
         ok = table.success
         assert (table.similarity[ok] >= m["similarity_threshold"]).all(), label
         assert (table.plogp[ok] > table.start_plogp[ok]).all(), label
+    # The ascent's row on the baselines' starts is its full run's rows for them.
+    steer = repo / "reports/molecules/steer/low"
+    full = pd.read_csv(steer / "ascent_d0.4/molecules.csv")
+    first = pd.read_csv(steer / "ascent_d0.4_first2/molecules.csv")
+    assert first.equals(full.head(2)) and rows["ascent_d0.4_first2"]["sliced_from"] == 4
     table = (repo / "reports/molecules/steering.md").read_text()
     assert table.count("| low |") == len(rows) and "| naive |" in table
     assert "(ZINC250k, published)" in table

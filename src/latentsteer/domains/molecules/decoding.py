@@ -13,6 +13,10 @@ from collections.abc import Sequence
 #: Below this many strings one process decodes them (a pool costs more than it saves).
 POOL_FROM = 4000
 CHUNK = 2000
+#: Strings remembered across calls: steering's later rounds decode many of the rows its
+#: earlier rounds (and its other thresholds) decoded. Past this many the memory starts over.
+REMEMBER = 500_000
+_DECODED: dict[str, str] = {}
 
 
 def _decode(strings: Sequence[str]) -> list[str]:
@@ -30,12 +34,12 @@ def _decode(strings: Sequence[str]) -> list[str]:
 
 def selfies_to_smiles(strings: Sequence[str], workers: int | None = None) -> list[str]:
     """Canonical SMILES of each SELFIES string (``""`` for an empty string or a molecule RDKit
-    cannot read), in order; repeated strings are decoded once.
+    cannot read), in order; a string is decoded once per process (up to ``REMEMBER``).
 
     Args:
         workers: processes (``None``: one per core, for batches of ``POOL_FROM`` or more).
     """
-    distinct = list(dict.fromkeys(strings))
+    distinct = [s for s in dict.fromkeys(strings) if s not in _DECODED]
     n_jobs = workers or (os.cpu_count() or 1)
     if n_jobs == 1 or len(distinct) < POOL_FROM:
         decoded = _decode(distinct)
@@ -45,5 +49,9 @@ def selfies_to_smiles(strings: Sequence[str], workers: int | None = None) -> lis
         chunks = [distinct[i : i + CHUNK] for i in range(0, len(distinct), CHUNK)]
         parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_decode)(c) for c in chunks)
         decoded = [s for part in parts for s in part]
-    table = dict(zip(distinct, decoded, strict=True))
-    return [table[s] for s in strings]
+    fresh = dict(zip(distinct, decoded, strict=True))
+    out = [fresh[s] if s in fresh else _DECODED[s] for s in strings]
+    if len(_DECODED) + len(fresh) > REMEMBER:
+        _DECODED.clear()
+    _DECODED.update(fresh)
+    return out

@@ -10,29 +10,37 @@ before spending its budget (see :mod:`.oracle_calls`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
 FP_RADIUS, FP_BITS = 2, 2048
 
 
+@lru_cache(maxsize=1)
 def _generator():
+    from rdkit import RDLogger
     from rdkit.Chem import rdFingerprintGenerator
 
+    RDLogger.DisableLog("rdApp.*")
     return rdFingerprintGenerator.GetMorganGenerator(radius=FP_RADIUS, fpSize=FP_BITS)
+
+
+# Steering asks for the same molecules' fingerprints again and again (every round re-grades
+# what each start has measured so far); parsing dominated the stage's profile. Fingerprints
+# are only ever read, so one object may serve every caller.
+@lru_cache(maxsize=200_000)
+def _fingerprint(smiles: str) -> object | None:
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles) if smiles else None
+    return _generator().GetFingerprint(mol) if mol is not None else None
 
 
 def fingerprints(smiles: Sequence[str]) -> list[object | None]:
     """Morgan bit vectors of ``smiles`` (``None`` where a SMILES does not parse)."""
-    from rdkit import Chem, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    gen = _generator()
-    out: list[object | None] = []
-    for s in smiles:
-        mol = Chem.MolFromSmiles(s) if s else None
-        out.append(gen.GetFingerprint(mol) if mol is not None else None)
-    return out
+    _generator()  # quiets RDKit's parser before the first parse
+    return [_fingerprint(s) if isinstance(s, str) else None for s in smiles]
 
 
 def tanimoto(reference: object, others: Sequence[object | None]) -> np.ndarray:
@@ -43,8 +51,11 @@ def tanimoto(reference: object, others: Sequence[object | None]) -> np.ndarray:
     out = np.zeros(len(others))
     present = [i for i, fp in enumerate(others) if fp is not None]
     if reference is not None and present:
-        sims = DataStructs.BulkTanimotoSimilarity(reference, [others[i] for i in present])
-        out[present] = sims
+        if len(present) == len(others):  # the usual case: no copy of a long list
+            out[:] = DataStructs.BulkTanimotoSimilarity(reference, list(others))
+        else:
+            sims = DataStructs.BulkTanimotoSimilarity(reference, [others[i] for i in present])
+            out[present] = sims
     return out
 
 

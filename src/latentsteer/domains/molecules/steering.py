@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +109,35 @@ class MoleculeOutcome:
         metrics: the summary (see :func:`summarise`).
         paths: per start, the molecules that improved its best acceptable result in the
             order the method found them (for the grid).
+        verdicts: RDKit's verdicts on the results, one row per start.
     """
 
     task: MoleculeTask
     table: pd.DataFrame
     metrics: dict[str, Any]
     paths: list[list[str]] = field(default_factory=list)
+    verdicts: Verdicts | None = None
+
+    def first(self, k: int) -> MoleculeOutcome:
+        """The outcome of the first ``k`` starts alone, summarised afresh.
+
+        Every start is steered on its own (its own proposals, budget and verdict), so these
+        rows are what the method gives those starts; reading them off a larger run spares
+        running it again on the subset. The starts ran together, so the wall time is their
+        share of it (``k / n``), and ``sliced_from`` says so.
+        """
+        if self.verdicts is None:
+            raise ValueError("this outcome kept no verdicts to slice")
+        n = len(self.table)
+        k = min(k, n)
+        verdicts = Verdicts(*(getattr(self.verdicts, f.name)[:k] for f in fields(Verdicts)))
+        table = self.table.head(k).reset_index(drop=True)
+        wall = self.metrics["wall_seconds"] * k / n
+        metrics = summarise(self.task, table, verdicts, wall)
+        # The run's other figures are means over all its starts: only the constant carries.
+        metrics["heads_calibrated_on"] = self.metrics.get("heads_calibrated_on", 0)
+        metrics["sliced_from"] = n
+        return MoleculeOutcome(self.task, table, metrics, self.paths[:k], verdicts)
 
 
 def steer_molecules(
@@ -223,7 +246,7 @@ def steer_molecules(
             heads_of[s] = _with_columns(claimed.iloc[[i]], task.properties).iloc[0].to_dict()
         results = [s or starts.smiles[i] for i, s in enumerate(decoded)]
         model_calls[:] = task.steps + 1
-    elif task.method in ("random", "cmaes"):
+    elif task.method in ("random", "cmaes", "bayesopt"):
         codes = (
             proposals.codes
             if proposals is not None
@@ -271,7 +294,7 @@ def steer_molecules(
             if f"predicted_{p}" in table:
                 metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
                 metrics[f"measured_{p}"] = float(table[p].mean())
-    return MoleculeOutcome(task, table, metrics, paths)
+    return MoleculeOutcome(task, table, metrics, paths, verdicts)
 
 
 def task_goals(model: MultiHeadVAE, task: MoleculeTask) -> list:
