@@ -86,7 +86,7 @@ class MoleculeTask:
     sigma: float = 0.3
     population: int = 10
     # ±0.6 per dimension spreads codes about as far as random search's sigma (a uniform
-    # box's sd is 0.35): wider, most proposals fall below the similarity threshold.
+    # box's sd is 0.6/√3 = 0.35), so the two baselines differ in how they choose, not where.
     box: float = 0.6
     init: int = 10
 
