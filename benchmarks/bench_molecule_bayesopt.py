@@ -37,6 +37,18 @@ from latentsteer.model import load_model
 MODEL, LABELS = "models/molecules/vae", "data/molecules/labels"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (times differ widely between machines), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 class EngineDefaults(bayesopt.BayesOpt):
     """The shared engine's settings, whatever the caller asks for beyond the problem."""
 
@@ -63,7 +75,7 @@ def main() -> None:
     spread = property_spreads(model, task.properties)
     calibration = calibration_from_labels(model, LABELS)
     proposals = propose_for(model, starts.tokens, replace(task, method="ascent"))
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+    print(f"{cpu_model()}, {os.cpu_count()} cores; "
           f"{args.experiment}, {len(starts.smiles)} starts, δ = {delta:g}, "
           f"budget {task.budget}")  # fmt: skip
 
