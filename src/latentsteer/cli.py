@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -236,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     User errors print one line to stderr and return 1; bugs raise with their traceback (the
     rule is in :mod:`latentsteer.errors`).
     """
+    # GPyTorch (under the Bayesian-optimisation baselines) uses torch.jit.script at import,
+    # which this torch deprecates: a note for its maintainers, not for someone steering.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated",
+                            category=FutureWarning)  # fmt: skip
     parser = build_parser()
     args = parser.parse_args(argv)
     return run_reporting(f"latentsteer {args.command}", lambda: args.func(args))
