@@ -232,23 +232,37 @@ def test_baseline_experiment_records_calls_and_success(ctx):  # noqa: F811
     assert m["diversity_ratio"] == pytest.approx(ratio, rel=1e-3)
 
 
-def test_bayesopt_warm_start_keeps_the_hyperparameters_not_the_data_scale():
-    z0 = torch.zeros(2, 3)
-    bo = BayesOpt(z0, box=0.5, init=3, q=2, seed=0, raw_samples=16, fit_iterations=5,
-                  warm_start=True)  # fmt: skip
+def test_bayesopt_warm_start_fits_from_the_last_hyperparameters(monkeypatch):
+    import botorch.fit
+
+    fit = botorch.fit.fit_gpytorch_mll
+    seen = []  # the lengthscales each fit starts from, and what it ends at
+
+    def recording(mll, **kwargs):
+        before = mll.model.covar_module.lengthscale.detach().clone()
+        out = fit(mll, **kwargs)
+        seen.append((before, mll.model.covar_module.lengthscale.detach().clone()))
+        return out
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", recording)
 
     def f(z):
         return -((z - 0.2) ** 2).sum(-1)
 
-    design = bo.ask()
-    bo.tell(design, f(design))
-    assert bo._hyper is None  # nothing fitted yet
-    asked = bo.ask()
-    first = dict(bo._hyper)
-    # The GP's hyperparameters carry over; the outcome transform's mean and scale, which
-    # belong to the data seen, never do.
-    assert first and not any(k.startswith("outcome_transform") for k in first)
-    assert any("lengthscale" in k for k in first)
-    bo.tell(asked, 100 + f(asked))  # another scale of values: a stale transform would show
-    again = bo.ask()
-    assert ((again - z0).abs() <= 0.5 + 1e-6).all() and bo._hyper.keys() == first.keys()
+    def rounds(warm: bool) -> list:
+        seen.clear()
+        bo = BayesOpt(torch.zeros(2, 3), box=0.5, init=3, q=2, seed=0, raw_samples=16,
+                      fit_iterations=5, warm_start=warm)  # fmt: skip
+        for _ in range(3):
+            z = bo.ask()
+            bo.tell(z, f(z))
+        if warm:  # the outcome transform's statistics belong to the data: never carried
+            assert bo._hyper and not any(k.startswith("outcome_transform") for k in bo._hyper)
+        return list(seen)
+
+    warm = rounds(True)
+    assert len(warm) == 2  # the design, then two fits
+    torch.testing.assert_close(warm[1][0], warm[0][1])  # the second starts at the first's end
+    cold = rounds(False)
+    assert not torch.allclose(cold[1][0], cold[0][1])  # from the defaults again
+    torch.testing.assert_close(cold[1][0], cold[0][0])

@@ -193,7 +193,17 @@ def test_the_first_starts_of_an_outcome_are_summarised_over_them_alone(model, st
     share = out.metrics["wall_seconds"] * 2 / 3  # summaries round to 0.01 s
     assert two.metrics["wall_seconds"] == pytest.approx(share, abs=0.006)
     assert len(two.verdicts.success) == 2 and len(two.paths) == 2
+    assert two.metrics["logp_rule"] == pytest.approx(out.verdicts.goals[:2, 0].mean())
     assert out.first(10).metrics["starts"] == 3  # no more than it has
+    # Given the training molecules, the share of changed results they hold is counted again.
+    data = pd.DataFrame({"canonical": [out.table.smiles[0], "CCCCCC"]})
+    counted = out.first(2, data).metrics
+    changed = two.table.changed
+    if changed.any():
+        held = two.table.smiles[changed].isin(set(data.canonical)).mean()
+        assert counted["from_training"] == pytest.approx(held)
+    else:
+        assert "from_training" not in counted
 
 
 def test_a_threshold_nothing_meets_returns_every_start(model, starts):

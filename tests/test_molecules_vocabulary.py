@@ -64,6 +64,10 @@ def test_selfies_decode_to_canonical_smiles_in_order_whatever_was_remembered(mon
     monkeypatch.setattr(decoding, "_DECODED", {SELFIES[0]: want[0]})
     assert decoding.selfies_to_smiles(SELFIES[::-1], workers=1) == want[::-1]
     assert set(decoding._DECODED) == set(SELFIES[1:])  # only this call's new strings
+    # A batch larger than the whole memory is answered but not kept.
+    monkeypatch.setattr(decoding, "_DECODED", {})
+    monkeypatch.setattr(decoding, "REMEMBER", 2)
+    assert decoding.selfies_to_smiles(SELFIES, workers=1) == want and not decoding._DECODED
     # Worker processes give the same answers.
     monkeypatch.setattr(decoding, "POOL_FROM", 2)
     monkeypatch.setattr(decoding, "_DECODED", {})

@@ -104,7 +104,7 @@ def main(params: dict[str, Any], name: str) -> None:
                     # the method's row on the baselines' starts: its rows for them, read off
                     # this run (each start is steered on its own), not a second run
                     done.append((f"{label}_first{len(subset.smiles)}",
-                                 outcome.first(len(subset.smiles))))  # fmt: skip
+                                 outcome.first(len(subset.smiles), train)))  # fmt: skip
                 for label, outcome in done:
                     write_outcome(outcome, Path(tmp) / label)
                     rows[label] = outcome.metrics

@@ -51,7 +51,8 @@ def selfies_to_smiles(strings: Sequence[str], workers: int | None = None) -> lis
         decoded = [s for part in parts for s in part]
     fresh = dict(zip(distinct, decoded, strict=True))
     out = [fresh[s] if s in fresh else _DECODED[s] for s in strings]
-    if len(_DECODED) + len(fresh) > REMEMBER:
-        _DECODED.clear()
-    _DECODED.update(fresh)
+    if len(fresh) <= REMEMBER:  # a batch larger than the memory is not kept at all
+        if len(_DECODED) + len(fresh) > REMEMBER:
+            _DECODED.clear()
+        _DECODED.update(fresh)
     return out

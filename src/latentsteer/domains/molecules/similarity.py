@@ -51,8 +51,9 @@ def tanimoto(reference: object, others: Sequence[object | None]) -> np.ndarray:
     out = np.zeros(len(others))
     present = [i for i, fp in enumerate(others) if fp is not None]
     if reference is not None and present:
-        if len(present) == len(others):  # the usual case: no copy of a long list
-            out[:] = DataStructs.BulkTanimotoSimilarity(reference, list(others))
+        if len(present) == len(others):  # the usual case: no filtered copy of a long list
+            whole = others if isinstance(others, list) else list(others)
+            out[:] = DataStructs.BulkTanimotoSimilarity(reference, whole)
         else:
             sims = DataStructs.BulkTanimotoSimilarity(reference, [others[i] for i in present])
             out[present] = sims

@@ -118,13 +118,19 @@ class MoleculeOutcome:
     paths: list[list[str]] = field(default_factory=list)
     verdicts: Verdicts | None = None
 
-    def first(self, k: int) -> MoleculeOutcome:
+    def first(self, k: int, dataset: pd.DataFrame | None = None) -> MoleculeOutcome:
         """The outcome of the first ``k`` starts alone, summarised afresh.
 
-        Every start is steered on its own (its own proposals, budget and verdict), so these
-        rows are what the method gives those starts; reading them off a larger run spares
-        running it again on the subset. The starts ran together, so the wall time is their
-        share of it (``k / n``), and ``sliced_from`` says so.
+        Every start is steered on its own (its own candidates, budget and verdict), so these
+        rows are what the method gave those starts; reading them off a larger run spares
+        running it again on the subset. They are the same method on the same starts, not
+        the bytes a run on those starts alone would give: the ascent's random draws are
+        taken batch-wide. The starts ran together, so the wall time is their share of the
+        run (``k / n``), not what a run of ``k`` starts would cost; ``sliced_from`` says so.
+
+        Args:
+            dataset: the training molecules (``canonical``), to count the results they hold
+                (``from_training``), as the full run did.
         """
         if self.verdicts is None:
             raise ValueError("this outcome kept no verdicts to slice")
@@ -134,8 +140,12 @@ class MoleculeOutcome:
         table = self.table.head(k).reset_index(drop=True)
         wall = self.metrics["wall_seconds"] * k / n
         metrics = summarise(self.task, table, verdicts, wall)
-        # The run's other figures are means over all its starts: only the constant carries.
+        # Means over all the run's starts (neighbours offered, starts reconstructed) do not
+        # carry; the constant does, and what the table alone gives is computed again.
         metrics["heads_calibrated_on"] = self.metrics.get("heads_calibrated_on", 0)
+        if dataset is not None and table.changed.any():
+            known = set(dataset.canonical)
+            metrics["from_training"] = float(table.smiles[table.changed].isin(known).mean())
         metrics["sliced_from"] = n
         return MoleculeOutcome(self.task, table, metrics, self.paths[:k], verdicts)
 
