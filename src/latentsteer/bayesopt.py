@@ -118,9 +118,9 @@ class BayesOpt:
                 optimizer=fit_gpytorch_mll_scipy,
                 optimizer_kwargs={"options": {"maxiter": self.fit_iterations}},
             )  # fmt: skip
-            # The hyperparameters only: the outcome transform's statistics are the new data's.
-            self._hyper = {k: v.detach().clone() for k, v in gp.state_dict().items()
-                           if not k.startswith("outcome_transform")}  # fmt: skip
+            if self.warm_start:  # the hyperparameters only: the transform fits the new data
+                self._hyper = {k: v.detach().clone() for k, v in gp.state_dict().items()
+                               if not k.startswith("outcome_transform")}  # fmt: skip
             sampler = SobolQMCNormalSampler(torch.Size([self.mc_samples]), seed=self.seed)
             acq = qLogExpectedImprovement(gp, best_f=self.Y.amax(dim=(1, 2)), sampler=sampler)
             raw = torch.rand(

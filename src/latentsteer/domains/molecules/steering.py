@@ -143,9 +143,7 @@ class MoleculeOutcome:
         # Means over all the run's starts (neighbours offered, starts reconstructed) do not
         # carry; the constant does, and what the table alone gives is computed again.
         metrics["heads_calibrated_on"] = self.metrics.get("heads_calibrated_on", 0)
-        if dataset is not None and table.changed.any():
-            known = set(dataset.canonical)
-            metrics["from_training"] = float(table.smiles[table.changed].isin(known).mean())
+        metrics.update(_from_training(table, dataset))
         metrics["sliced_from"] = n
         return MoleculeOutcome(self.task, table, metrics, self.paths[:k], verdicts)
 
@@ -296,15 +294,22 @@ def steer_molecules(
     metrics.update(extra)
     # how many held-out molecules set the heads' scale (0: the raw heads)
     metrics["heads_calibrated_on"] = 0 if cal is None else cal.molecules
-    if dataset is not None and table.changed.any():  # how many results the data already held
-        known = set(dataset.canonical)
-        metrics["from_training"] = float(table.smiles[table.changed].isin(known).mean())
+    metrics.update(_from_training(table, dataset))
     if task.method == "unguarded":
         for p in task.properties:
             if f"predicted_{p}" in table:
                 metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
                 metrics[f"measured_{p}"] = float(table[p].mean())
     return MoleculeOutcome(task, table, metrics, paths, verdicts)
+
+
+def _from_training(table: pd.DataFrame, dataset: pd.DataFrame | None) -> dict[str, float]:
+    """``from_training``: the share of changed results the training molecules already held
+    (nothing without the training molecules or a changed result)."""
+    if dataset is None or not table.changed.any():
+        return {}
+    known = set(dataset.canonical)
+    return {"from_training": float(table.smiles[table.changed].isin(known).mean())}
 
 
 def task_goals(model: MultiHeadVAE, task: MoleculeTask) -> list:
