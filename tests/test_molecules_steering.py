@@ -387,9 +387,28 @@ def test_cli_writes_one_row_per_start_in_input_order(model_dir, tmp_path, capsys
     assert "RDKit confirms" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("method", ["ascent", "ga", "random"])
+def test_cli_takes_every_molecule_method(model_dir, tmp_path, method):
+    src = tmp_path / "my.smi"
+    src.write_text("CCCO\nc1ccccc1\n")
+    out = tmp_path / "run"
+    args = ["steer", "--model", str(model_dir), "--start", str(src), "--goal", "logp=max",
+            "--similarity", "0.2", "--budget", "5", "--method", method,
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == method
+    assert (pd.read_csv(out / "molecules.csv").oracle_calls <= 5).all()
+
+
 @pytest.mark.parametrize(
     "content, flags, message",
     [
+        (
+            "CCO\n",
+            ["--method", "latent"],
+            "--method latent: not a method of molecules models; theirs: ascent, random",
+        ),  # fmt: skip
         ("CCO\nnot_a_smiles\n", [], "line 2 ('not_a_smiles'): does not parse as SMILES"),
         ("CCO\n", ["--goal", "potency=max"], "unknown property 'potency'"),
         ("CCO\n", ["--similarity", "1.2"], "similarity must be a number in [0, 1]"),
@@ -410,6 +429,22 @@ def test_cli_errors_are_one_line_and_write_nothing(model_dir, tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_molecule_method_is_refused_for_a_model_of_another_domain(tmp_path, capsys):
+    from toy_domain import TOY, make_model
+
+    from latentsteer import registry
+
+    registry.register(TOY)
+    save_model(make_model(), tmp_path / "toy")
+    args = ["steer", "--model", str(tmp_path / "toy"), "--goal", "size=max", "--method", "ga",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--method ga: not a method of toy models; theirs: latent, data_space, "
+                        "random_search, cmaes, bayesopt")  # fmt: skip
+    assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_similarity_is_refused_for_a_model_of_another_domain(tmp_path, capsys):

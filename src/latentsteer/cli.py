@@ -66,6 +66,10 @@ def _cmd_steer(args: argparse.Namespace) -> None:
     if out.exists() and not out.is_dir():  # fail before the slow part, and write nothing
         raise LatentsteerError(f"--out {args.out} is an existing file; give a folder")
     domain = domain_of(args.model)
+    method = getattr(args, "method", None)
+    if method is not None and method not in domain.methods:  # the parser took any domain's
+        raise LatentsteerError(f"--method {method}: not a method of {domain.name} models; "
+                               f"theirs: {', '.join(domain.methods)}")  # fmt: skip
     if getattr(domain, "steerer", None) is not None:  # molecules: a protocol of its own
         _steer_own(args, domain.name, out)
         return
@@ -143,6 +147,18 @@ def _add_source_flags(parser: argparse.ArgumentParser) -> None:
         )  # fmt: skip
 
 
+def _add_method_flag(parser: argparse.ArgumentParser) -> None:
+    """``--method``, whose choices are every known domain's steering methods."""
+    from latentsteer.registry import get_domain, names
+
+    by_domain = {name: get_domain(name).methods for name in names()}
+    choices = list(dict.fromkeys(m for methods in by_domain.values() for m in methods))
+    listed = "; ".join(f"{name}: {', '.join(m)}" for name, m in by_domain.items())
+    default = "; ".join(f"{name}: {m[0]}" for name, m in by_domain.items())
+    parser.add_argument("--method", choices=choices, default=argparse.SUPPRESS, dest="method",
+                        help=f"how to steer ({listed}; default {default})")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsteer",
@@ -210,8 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
     )
     _add_source_flags(t)
-    # Every other setting of an experiment entry, generated from ExperimentConfig.
-    t.set_defaults(config_fields=add_config_flags(t, ExperimentConfig, skip=("goals", "start")))
+    # Every other setting of an experiment entry, generated from ExperimentConfig; --method
+    # takes any known domain's methods (the model's domain checks its own).
+    fields = add_config_flags(t, ExperimentConfig, skip=("goals", "start", "method"))
+    t.set_defaults(config_fields=[*fields, "method"])
+    _add_method_flag(t)
     t.add_argument(
         "--similarity",
         type=float,

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from latentsteer.errors import LatentsteerError
+from latentsteer.methods import ENGINE_METHODS
 
 if TYPE_CHECKING:
     from latentsteer.context import Context
@@ -137,6 +138,8 @@ class Domain:
         start_help: the start specs :meth:`parse_start` accepts, for error messages.
         match_on: the measure matched realism pairs samples on, besides the class.
         sources: what :meth:`load_context` reads besides the model, name → default path.
+        methods: the steering methods its models take (``latentsteer steer --method``);
+            the shared engine's by default; the first is the default method.
     """
 
     name: str = ""
@@ -149,6 +152,10 @@ class Domain:
     # What a steering context reads besides the model (judges, data), with the pipeline's
     # paths as defaults; the CLI and latentsteer.steer() take each as an option.
     sources: Mapping[str, str | None] = {}
+    # The `method`s a steering request on this domain's models may name. The shared engine's
+    # (ExperimentConfig.method) unless the domain steers its own way (`steerer`); the CLI
+    # offers the union over known domains and checks the model's own list.
+    methods: tuple[str, ...] = ENGINE_METHODS
     # "module:function(domain, model_dir, settings, sources, cached) -> Context", imported
     # when a context is first loaded: a stage that only builds or trains models then does
     # not depend on the steering engine (dvc.yaml declares what each stage imports).

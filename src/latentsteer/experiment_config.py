@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import functools
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 from latentsteer.goalspec import parse_goal
+from latentsteer.methods import EngineMethod
 from latentsteer.model import MultiHeadVAE
 from latentsteer.tolerances import goal_tolerance, tolerance
 
@@ -21,7 +24,7 @@ class ExperimentConfig:
     goals: list[str] = field(default_factory=list)
     # latent: gradient ascent on codes; data_space: on pixels (the counter-example);
     # random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
-    method: Literal["latent", "data_space", "random_search", "cmaes", "bayesopt"] = "latent"
+    method: EngineMethod = "latent"
     task: str | None = None  # experiments with the same task are compared in the report
     # The experiment this entry repeats on other starts (another seed): the report shows the
     # seeds' mean and worst next to it instead of a row of its own.
@@ -70,6 +73,12 @@ class ExperimentConfig:
         if not self.goals:
             raise ValueError("goals must list at least one goal, e.g. [thickness=max]")
         self.specs = [parse_goal(g) for g in self.goals]
+        # params.yaml is checked against the hints when read (config.section); a config built
+        # in Python or from flags is not, so the named choices are checked here too.
+        for key, choices in _choices(type(self)).items():
+            if getattr(self, key) not in choices:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; accepted: "
+                                 f"{', '.join(choices)}")  # fmt: skip
         for key in ("steps", "knn_k", "record_every", "population", "check_every",
                     "guide_patience"):  # fmt: skip
             if getattr(self, key) < 1:
@@ -104,6 +113,17 @@ class ExperimentConfig:
     def as_params(self) -> dict:
         """The settings as a plain dict (for MLflow and metrics)."""
         return {k: v for k, v in asdict(self).items() if k != "specs"}
+
+
+@functools.cache
+def _choices(cls: type) -> dict[str, tuple[str, ...]]:
+    """``{field: its Literal choices}`` of the dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: typing.get_args(hints[f.name])
+        for f in fields(cls)
+        if typing.get_origin(hints[f.name]) is Literal
+    }
 
 
 def heads_band(cfg: ExperimentConfig, model: MultiHeadVAE, prop: str) -> float:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentsteer.domain import Domain, Start
+from latentsteer.domains.molecules.methods import METHODS
 from latentsteer.domains.molecules.networks import ConvEncoder, MLPDecoder
 from latentsteer.domains.molecules.smiles_file import SUFFIXES, describe_lines, read_smiles_file
 from latentsteer.domains.molecules.vocabulary import Vocabulary
@@ -51,6 +52,7 @@ class MoleculeDomain(Domain):
     # constraint): `latentsteer steer` and latentsteer.steer() hand it to this function
     # instead of the shared experiment runner (docs/domains.md).
     steerer = "latentsteer.domains.molecules.request:steer_molecules_request"
+    methods = METHODS
 
     def __init__(self, vocabulary: Vocabulary | None = None) -> None:
         self.vocabulary = vocabulary

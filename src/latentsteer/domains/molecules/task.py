@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from latentsteer.domains.molecules.methods import METHODS
 from latentsteer.domains.molecules.properties import COLUMNS
 from latentsteer.goalspec import GoalSpec, parse_goal
-
-METHODS = ("ascent", "random", "cmaes", "bayesopt", "ga", "dataset", "unguarded")
 
 
 @dataclass
