@@ -223,6 +223,48 @@ def test_a_slipped_digit_raises_the_heads_keep_floor(ctx):
     torch.testing.assert_close(goal.floor, expect)
 
 
+def _keep_guide(ctx, z0, **weights):
+    """A guide on ``digit=keep`` whose judge read every start as a 2 with p = 0.95 (floor
+    0.9), and whose penalty reads ``ctx``'s judge network."""
+    model = ctx.model
+    cfg = ExperimentConfig(goals=["digit=keep", "digit=4"])
+    start = read_starts(model, DigitOracle(FixedJudge(2, 0.95)), z0)
+    goals = [spec.goal(model).bind(model, z0) for spec in cfg.specs]
+    return Guide(model, ctx.oracle, cfg.specs, goals, model.predict, start, **weights)
+
+
+def test_the_keep_penalty_is_the_judges_shortfall_under_the_floor_of_kept_digits(ctx):
+    z0 = _z(5, seed=6)
+    with torch.no_grad():
+        logp = ctx.oracle.log_probabilities(ctx.model.decode(z0))
+    short_keep = (np.log(0.9) - logp[:, 2]).clamp_min(0) ** 2  # floor min(0.9, 0.95)
+    short_four = (np.log(0.5) - logp[:, 4]).clamp_min(0) ** 2  # digit=4 at confidence 0.5
+    assert short_keep.min() > 0  # the tiny judge is unsure: every row falls short
+    got = _keep_guide(ctx, z0, weight=0.0, keep_weight=3.0).penalty(z0)
+    torch.testing.assert_close(got, 3.0 * short_keep)
+    got = _keep_guide(ctx, z0, weight=2.0, keep_weight=0.0).penalty(z0)
+    torch.testing.assert_close(got, 2.0 * short_four)
+    assert not _keep_guide(ctx, z0, weight=0.0, keep_weight=0.0).penalty(z0).any()
+    with pytest.raises(ValueError, match="guide weights must be >= 0"):
+        _keep_guide(ctx, z0, keep_weight=-1.0)
+    with pytest.raises(ValueError, match="keep_weight must be >= 0"):
+        ExperimentConfig(goals=["digit=keep"], keep_weight=-1.0)
+
+
+def test_the_penalty_is_recomputed_for_moving_samples_only(ctx):
+    z0 = _z(4, seed=7)
+    guide = _keep_guide(ctx, z0, weight=0.0, keep_weight=1.0)
+    first = guide.penalty(z0)
+    moved = (z0 + 0.5).requires_grad_(True)
+    live = torch.tensor([True, False, True, False])
+    again = guide.penalty(moved, live)
+    fresh = _keep_guide(ctx, z0, weight=0.0, keep_weight=1.0).penalty(moved.detach())
+    torch.testing.assert_close(again[live], fresh[live])  # the moving rows: read afresh
+    torch.testing.assert_close(again[~live], first[~live])  # the stopped: their last value
+    (grad,) = torch.autograd.grad(again.sum(), moved)
+    assert grad[live].abs().sum() > 0 and not grad[~live].any()
+
+
 def test_tolerances_are_per_property_in_their_units():
     assert tolerance("thickness", None, TOLERANCE) == 0.5
     assert tolerance("slant", None, TOLERANCE) == 0.05

@@ -304,7 +304,7 @@ def ascend(
         pred = last = read_live(read, z, live, last)
         obj = objective_of(pred) - penalty(model, z, guards)  # (n,)
         if guide is not None and hasattr(guide, "penalty"):
-            obj = obj - guide.penalty(z)  # what the in-loop judge reads, kept in view
+            obj = obj - guide.penalty(z, live)  # what the in-loop judge reads, kept in view
         record.add(z, pred, obj)
         if t == steps:
             break

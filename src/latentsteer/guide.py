@@ -105,6 +105,7 @@ class Guide:
             digit with at least ``min(keep_confidence, its probability at the start)``.
             Lower than ``confidence``: a thicker 7 the judge reads at 95% is still the 7,
             while a 3 made from a 5 must be read at 99% before anyone else will agree.
+        keep_weight: weight of :meth:`penalty` on a ``keep`` goal's digit (0 = checks only).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class Guide:
         tolerances: dict[str, float] | None = None,
         weight: float = 10.0,
         keep_confidence: float = 0.9,
+        keep_weight: float = 0.0,
     ) -> None:
         if len(specs) != len(goals):
             raise ValueError("the guide needs one goal spec per bound goal")
@@ -130,14 +132,18 @@ class Guide:
             raise ValueError(f"guide margin must be in [0, 1); got {margin!r}")
         if not trust > 0:
             raise ValueError(f"guide trust must be positive; got {trust!r}")
+        if not (weight >= 0 and keep_weight >= 0):
+            raise ValueError(f"guide weights must be >= 0; got {weight!r}, {keep_weight!r}")
         self.model, self.oracle, self.read = model, oracle, readout
         self.specs, self.goals, self.start = specs, goals, start
         self.confidence, self.margin, self.trust = confidence, margin, trust
         self.tolerances = tolerances
         self.keep_confidence = keep_confidence
         self.calls = 0
-        # Per class goal the guide judge reads: the class ``(n,)`` and its floor ``(n,)``.
-        self.classes: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # Per class goal the guide judge reads: the class ``(n,)``, its floor ``(n,)`` and the
+        # weight of its shortfall in the penalty.
+        self.classes: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+        self._last_penalty: torch.Tensor | None = None  # (n,) for the rows not recomputed
         n = len(start.reference)
         for spec in specs:
             head = model.head_spec(spec.prop)
@@ -150,28 +156,42 @@ class Guide:
                 k, floor = np.full(n, int(spec.value)), np.full(n, confidence)  # type: ignore[arg-type]
             dev = model.device
             floor_t = torch.as_tensor(floor, dtype=torch.float32, device=dev)
-            self.classes.append((torch.as_tensor(k, device=dev), floor_t))
+            w = float(keep_weight if spec.kind == "keep" else weight)
+            self.classes.append((torch.as_tensor(k, device=dev), floor_t, w))
         self.weight = weight
 
-    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+    def penalty(self, z: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
         """``(n,)`` how far the guide judge is from each class goal, as a smooth penalty.
 
-        For every class goal on the digit (``digit=K`` and ``digit=keep``), the squared
-        shortfall of the guide judge's log-probability of the class under its floor, read on
-        the decoded image: ``weight · Σ max(0, log floor − log p(k | D(z)))²``. It is zero
-        where the judge already reads the class confidently, and its gradient moves the
-        drawn digit — not only the code — towards what the judge reads. The judge steering
-        here is why it cannot certify; the certifier does.
+        For every class goal on the digit (``digit=K`` and ``digit=keep``), the weighted
+        squared shortfall of the guide judge's log-probability of the class under its floor,
+        read on the decoded image: ``Σ w · max(0, log floor − log p(k | D(z)))²``, with ``w``
+        ``keep_weight`` for a ``keep`` and ``weight`` for a ``digit=K`` goal. It is zero
+        where the judge already reads the class confidently, and its gradient moves the drawn
+        digit — not only the code — towards what the judge reads. The judge steering here is
+        why it cannot certify; the certifier does.
+
+        Only the ``live (n,)`` rows (the samples still moving; all when ``None``) are
+        decoded and judged: the others keep their last value, detached.
         """
-        if not self.classes or not self.weight:
-            return torch.zeros(len(z), device=z.device)
-        samples = self.model.decode(z)  # (n, *sample_shape)
-        logp = self.oracle.log_probabilities(samples)  # (n, k)
         total = torch.zeros(len(z), device=z.device)
-        for k, floor in self.classes:
-            short = (floor.log() - logp.gather(1, k[:, None]).squeeze(1)).clamp_min(0)
-            total = total + short**2
-        return self.weight * total
+        if not any(w for _, _, w in self.classes):
+            return total
+        rows = torch.arange(len(z), device=z.device)
+        last = self._last_penalty
+        if last is not None and live is not None and len(last) == len(z):
+            # A stopped sample's code no longer moves: its penalty is the one last computed.
+            total = last.to(z.device).clone()
+            rows = torch.nonzero(live.to(z.device)).flatten()
+        if len(rows):
+            logp = self.oracle.log_probabilities(self.model.decode(z[rows]))  # (m, k)
+            part = torch.zeros(len(rows), device=z.device)
+            for k, floor, w in self.classes:
+                short = floor[rows].log() - logp.gather(1, k[rows, None]).squeeze(1)
+                part = part + w * short.clamp_min(0) ** 2
+            total = total.index_put((rows,), part)
+        self._last_penalty = total.detach()
+        return total
 
     @property
     def keeps_improving(self) -> bool:

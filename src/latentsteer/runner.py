@@ -150,7 +150,7 @@ def closed_loop(
         model, ctx.oracle, cfg.specs, bound, read_heads, reading,
         confidence=cfg.guide_confidence,
         trust=cfg.trust, tolerances=cfg.oracle_tol, weight=cfg.guide_weight,
-        keep_confidence=cfg.confidence,
+        keep_confidence=cfg.confidence, keep_weight=cfg.keep_weight,
     )  # fmt: skip
     return guide, bound
 
