@@ -58,7 +58,7 @@ class ExperimentConfig:
     guide_confidence: float = 0.5  # least probability the guide judge gives a class goal (K)
     guide_patience: int = 5  # checks without a better frame before a max/min sample stops
     guide_weight: float = 0.0  # penalty on the guide judge's shortfall on class goals (0 = off)
-    keep_weight: float = 10.0  # the same penalty on a kept digit (digit=keep; 0 = off)
+    keep_weight: float = 30.0  # the same penalty on a kept digit (digit=keep; 0 = off)
     trust: float = 2.0  # heads trusted while predicted and measured change differ < trust·tol
     # Per-property tolerance of the oracle success rules, in the property's units; unset
     # properties take the domain's tolerances (MNIST: thickness 0.5 px, slant 0.05 rad...).
