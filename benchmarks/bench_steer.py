@@ -14,11 +14,15 @@ steering runs one sample at a time. Each sample makes the same decisions either 
 batch is also timed reading every row at every step, as the ascent did before it skipped the
 samples that had stopped (the baseline of that change, in the same run).
 
+`penalty` times the same guided batch twice: the guide judge's penalty on kept digits
+(`keep_weight`) computed for the moving samples only (the default), and for every row at every
+step (the baseline of that change, in the same run).
+
 The per-sample loop runs on the first `--loop-samples` codes and its time is scaled to n
 (the samples are independent, so its cost is linear in n); `--loop-samples 0` runs all n.
 
     python benchmarks/bench_steer.py [--n 1000] [--steps 100] [--loop-samples 50]
-        [--paths code,mixed,guided]
+        [--paths code,mixed,guided,penalty]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from latentsteer.context import Context
 from latentsteer.domain import Start
 from latentsteer.domains.mnist.steering_context import load_context
 from latentsteer.experiment_config import ExperimentConfig
+from latentsteer.guide import Guide
 from latentsteer.model import ModelConfig, MultiHeadVAE, load_model
 from latentsteer.objectives import Increase, Keep, combine
 from latentsteer.optimize_config import OptimizeConfig
@@ -110,12 +115,21 @@ def main() -> None:
         t_loop = per_sample(model, z0[:m], args.steps, kind) * args.n / m
         print(f"readout {kind:5s}: batched {t_batch:7.2f} s, per-sample {t_loop:8.1f} s "
               f"-> {t_loop / t_batch:6.1f}x")  # fmt: skip
-    if "guided" not in paths:
+    if "guided" not in paths and "penalty" not in paths:
         return
     # The pipeline's in-loop oracle (judge and measures) and kNN codes; no realism reference
     # is read while steering.
     ctx = load_context(args.model, args.judge, args.data, args.labels,
                        OptimizeConfig(reference=2, knn_codes=1000))  # fmt: skip
+    if "penalty" in paths:
+        t_moving = guided(ctx, z0)
+        every_row = Guide.penalty
+        with patch.object(Guide, "penalty", lambda self, z, live=None: every_row(self, z)):
+            t_all = guided(ctx, z0)
+        print(f"guided (defaults): judge penalty on moving rows {t_moving:7.2f} s, on every "
+              f"row {t_all:7.2f} s -> {t_all / t_moving:4.2f}x", flush=True)  # fmt: skip
+    if "guided" not in paths:
+        return
     t_batch = guided(ctx, z0)
     # The same batch as before the readout skipped stopped samples: every row read each step.
     with patch.object(ascent, "read_live", lambda read, z, live, last: read(z)):
