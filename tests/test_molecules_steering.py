@@ -98,6 +98,19 @@ def test_rules_max_keep_bounds_and_similarity():
     assert v.best() == 0  # both 0 and 4 are acceptable; 0 meets the bound too
 
 
+def test_among_equally_good_results_one_the_heads_also_accept_is_returned():
+    task = MoleculeTask(goals=["qed=max"], similarity=0.0, bounds={"qed": [0.9, None]})
+    values = _values(qed=[0.95, 0.93, 0.85, 0.97])
+    v = judge(task, values, {"qed": 0.75}, np.ones(4), np.zeros(4, dtype=bool), SPREAD, TOL)
+    assert v.success.tolist() == [True, True, False, True]
+    assert v.best() == 3  # RDKit alone: the highest QED
+    # The heads call 1 and 2 successes: 1 is returned, a success by RDKit as 3 was; 2, which
+    # RDKit grades a failure, never wins over a success.
+    assert v.best(np.array([False, True, True, False])) == 1
+    assert v.best(np.array([False, False, True, False])) == 3
+    assert v.best(np.zeros(4, dtype=bool)) == v.best()
+
+
 def test_the_start_itself_never_counts_and_targets_use_the_tolerance():
     task = MoleculeTask(goals=["logp=2.0"], similarity=0.0)
     values = _values(logp=[2.3, 2.3, 2.7])

@@ -275,12 +275,23 @@ def steer_molecules(
         extra["dataset_molecules"] = len(dataset)
 
     if not results:  # the best acceptable molecule each method asked about
+        # Where the method recorded the heads' reading of its candidates (the ascent), the
+        # result is, among RDKit's equally good ones, one the heads also call a success:
+        # the model's claim then matches what RDKit measured (RDKit's verdict never changes).
+        heads_start = (_heads_reading(model, starts.smiles, {}, task.properties, calibration)
+                       if heads_of else None)  # fmt: skip
         for i in range(n):
             asked = list(oracle.asked[i])
             measured = oracle.lookup(asked)
             sims = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
             verdict = grade(i)(measured, sims)
-            best = verdict.best()
+            agree = None
+            if heads_start is not None:
+                read = _with_columns(pd.DataFrame([heads_of.get(s, {}) for s in asked],
+                                                  index=range(len(asked))), task.properties)
+                agree = judge(task, read, heads_start.iloc[i], sims,
+                              np.zeros(len(asked), dtype=bool), spread, tol).success
+            best = verdict.best(agree)
             results.append(starts.smiles[i] if best is None else asked[best])
             paths[i] = _improving(asked, verdict)
     cal = None if task.method == "unguarded" else calibration

@@ -172,13 +172,16 @@ class Verdicts:
     acceptable: np.ndarray
     success: np.ndarray
 
-    def best(self) -> int | None:
-        """The candidate a method returns: acceptable, most rules met, then highest score."""
+    def best(self, agree: np.ndarray | None = None) -> int | None:
+        """The candidate a method returns: acceptable, most rules met, then (given ``agree
+        (m,)``, where the heads' own verdict is success) one the heads also call a success,
+        then highest score."""
         idx = np.flatnonzero(self.acceptable)
         if len(idx) == 0:
             return None
         met = self.goals[idx].sum(1) + self.bounds[idx]
-        return int(idx[np.lexsort((-self.score[idx], -met))[0]])
+        sure = np.zeros(len(idx)) if agree is None else np.asarray(agree, dtype=float)[idx]
+        return int(idx[np.lexsort((-self.score[idx], -sure, -met))[0]])
 
 
 def judge(
