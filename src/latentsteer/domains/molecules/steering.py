@@ -287,10 +287,19 @@ def steer_molecules(
             verdict = grade(i)(measured, sims)
             agree = None
             if heads_start is not None:
-                read = _with_columns(pd.DataFrame([heads_of.get(s, {}) for s in asked],
-                                                  index=range(len(asked))), task.properties)
-                agree = judge(task, read, heads_start.iloc[i], sims,
-                              np.zeros(len(asked), dtype=bool), spread, tol).success
+                read = _with_columns(
+                    pd.DataFrame([heads_of.get(s, {}) for s in asked], index=range(len(asked))),
+                    task.properties,
+                )
+                agree = judge(
+                    task,
+                    read,
+                    heads_start.iloc[i],
+                    sims,
+                    np.zeros(len(asked), dtype=bool),
+                    spread,
+                    tol,
+                ).success
             best = verdict.best(agree)
             results.append(starts.smiles[i] if best is None else asked[best])
             paths[i] = _improving(asked, verdict)
