@@ -189,9 +189,10 @@ def steer_molecules(
     n = len(starts.smiles)
     oracle = CountedOracle(task.budget, n, cache, workers)
 
-    def grade(i: int):
+    def grade(i: int, start_values: pd.DataFrame = starts.values):
+        """Grade start ``i``'s candidates against ``start_values`` (RDKit's unless given)."""
         return lambda measured, sims: judge(
-            task, measured, starts.values.iloc[i], sims, np.zeros(len(sims), dtype=bool),
+            task, measured, start_values.iloc[i], sims, np.zeros(len(sims), dtype=bool),
             spread, tol,
         )  # fmt: skip
 
@@ -286,20 +287,9 @@ def steer_molecules(
             sims = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
             verdict = grade(i)(measured, sims)
             agree = None
-            if heads_start is not None:
-                read = _with_columns(
-                    pd.DataFrame([heads_of.get(s, {}) for s in asked], index=range(len(asked))),
-                    task.properties,
-                )
-                agree = judge(
-                    task,
-                    read,
-                    heads_start.iloc[i],
-                    sims,
-                    np.zeros(len(asked), dtype=bool),
-                    spread,
-                    tol,
-                ).success
+            if heads_start is not None:  # graded as `_certify` grades the result by the heads
+                read = _heads_reading(model, asked, heads_of, task.properties, calibration)
+                agree = grade(i, heads_start)(read, sims).success
             best = verdict.best(agree)
             results.append(starts.smiles[i] if best is None else asked[best])
             paths[i] = _improving(asked, verdict)
