@@ -251,6 +251,23 @@ def test_the_keep_penalty_is_the_judges_shortfall_under_the_floor_of_kept_digits
         ExperimentConfig(goals=["digit=keep"], keep_weight=-1.0)
 
 
+def test_insisting_weighs_only_the_kept_digits_penalty_more(ctx):
+    z0 = _z(5, seed=6)
+    guide = _keep_guide(ctx, z0, weight=2.0, keep_weight=3.0)
+    keep_only = _keep_guide(ctx, z0, weight=0.0, keep_weight=3.0).penalty(z0)
+    four_only = _keep_guide(ctx, z0, weight=2.0, keep_weight=0.0).penalty(z0)
+    assert guide.keeps_a_class
+    guide.insist(3.0)
+    torch.testing.assert_close(guide.penalty(z0), 3.0 * keep_only + four_only)
+    with pytest.raises(ValueError, match="insist\\(\\) needs a positive factor; got 0"):
+        guide.insist(0)
+    model = ctx.model
+    cfg = ExperimentConfig(goals=["digit=4"])
+    start = read_starts(model, DigitOracle(FixedJudge(2)), z0)
+    goals = [spec.goal(model).bind(model, z0) for spec in cfg.specs]
+    assert not Guide(model, ctx.oracle, cfg.specs, goals, model.predict, start).keeps_a_class
+
+
 def test_the_penalty_is_recomputed_for_moving_samples_only(ctx):
     z0 = _z(4, seed=7)
     guide = _keep_guide(ctx, z0, weight=0.0, keep_weight=1.0)

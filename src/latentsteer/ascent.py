@@ -61,7 +61,8 @@ class SteerResult:
         stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``; with a
             guide ``confirmed`` (every goal confirmed by the in-loop oracles), ``stalled``,
             ``untrusted`` or ``steps`` (an open-ended sample back at its best accepted
-            frame), or ``unconfirmed`` (no frame accepted: back at its start).
+            frame), or ``unconfirmed`` (no frame accepted: back at its start); ``held``
+            for a row kept still (``ascend``'s ``moving``).
         stop_step: ``(n,)`` the step each sample stopped at.
         wall_seconds: time spent in the ascent.
         model_calls: ``(n,)`` evaluations of the objective per sample (one forward and
@@ -207,6 +208,7 @@ def ascend(
     seed: int = 0,
     guide: Guide | None = None,
     check_every: int = 10,
+    moving: torch.Tensor | None = None,
 ) -> SteerResult:
     """Steer codes by gradient ascent on the model's heads.
 
@@ -234,6 +236,9 @@ def ascend(
             accepted frame, or to its start if none was accepted. The heads' own stop
             rules are off then: the oracles decide.
         check_every: steps between guide checks.
+        moving: ``(n,)`` bool, the rows that may move (all by default). The others hold
+            still from the first step: never stepped nor checked, stop reason ``held``
+            (a second attempt at some samples, :mod:`latentsteer.retry`).
 
     Returns:
         A :class:`SteerResult`.
@@ -266,6 +271,13 @@ def ascend(
     active = torch.ones(n, dtype=torch.bool, device=z.device)
     stop_step = torch.full((n,), steps, dtype=torch.long)
     reason = ["steps"] * n
+    if moving is not None:
+        if moving.shape != (n,) or moving.dtype != torch.bool:
+            raise ValueError(f"moving must be a bool mask of shape ({n},); got "
+                             f"{moving.dtype} {tuple(moving.shape)}")  # fmt: skip
+        active &= moving.to(z.device)
+        for i in torch.nonzero(~moving).flatten().tolist():
+            reason[i], stop_step[i] = "held", 0
     best = torch.full((n,), -float("inf"), device=z.device)
     since_best = torch.zeros(n, dtype=torch.long, device=z.device)
     record = PathRecord(bound)

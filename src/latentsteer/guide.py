@@ -143,6 +143,7 @@ class Guide:
         # Per class goal the guide judge reads: the class ``(n,)``, its floor ``(n,)`` and the
         # weight of its shortfall in the penalty.
         self.classes: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+        self._keeps: list[bool] = []  # per entry of ``classes``: a ``keep`` goal
         self._last_penalty: torch.Tensor | None = None  # (n,) for the rows not recomputed
         n = len(start.reference)
         for spec in specs:
@@ -158,6 +159,7 @@ class Guide:
             floor_t = torch.as_tensor(floor, dtype=torch.float32, device=dev)
             w = float(keep_weight if spec.kind == "keep" else weight)
             self.classes.append((torch.as_tensor(k, device=dev), floor_t, w))
+            self._keeps.append(spec.kind == "keep")
         self.weight = weight
 
     def penalty(self, z: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
@@ -192,6 +194,25 @@ class Guide:
             total = total.index_put((rows,), part)
         self._last_penalty = total.detach()
         return total
+
+    def insist(self, factor: float) -> None:
+        """Weigh the penalty on every kept digit ``factor`` times as much (a second attempt
+        at the samples whose digit kept slipping asks the drawing for a surer one); class
+        goals (``digit=K``) keep their weight.
+
+        Raises:
+            ValueError: a factor that is not positive.
+        """
+        if not factor > 0:
+            raise ValueError(f"insist() needs a positive factor; got {factor!r}")
+        pairs = zip(self.classes, self._keeps, strict=True)
+        self.classes = [(k, floor, w * factor if keep else w) for (k, floor, w), keep in pairs]
+
+    @property
+    def keeps_a_class(self) -> bool:
+        """Whether a goal keeps the judge's class (``digit=keep``): what :meth:`insist` and
+        the raised floors change, so what a second attempt can do differently."""
+        return any(self._keeps)
 
     @property
     def keeps_improving(self) -> bool:

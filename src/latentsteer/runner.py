@@ -20,6 +20,7 @@ from latentsteer.guide import Guide, read_starts
 from latentsteer.objectives import Goal, Keep
 from latentsteer.random_search import RandomSearch
 from latentsteer.readout import readout as make_readout
+from latentsteer.retry import ascend_with_retries
 from latentsteer.safeguards import (
     PriorPenalty,
     Safeguard,
@@ -68,12 +69,18 @@ def steer_start(
         stop = StopRule(
             cfg.stop_when_satisfied, cfg.grad_tol, cfg.patience, guide_patience=cfg.guide_patience
         )
-        result = ascend(
-            model, start.z.to(model.device), goals, steps=cfg.steps, lr=cfg.lr,
-            optimizer=cfg.optimizer, safeguards=[g for g in guards if g.weight or _projects(g)],
-            stop=stop, penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
-            guide=guide, check_every=cfg.check_every,
+        settings = dict(
+            steps=cfg.steps, lr=cfg.lr, optimizer=cfg.optimizer,
+            safeguards=[g for g in guards if g.weight or _projects(g)], stop=stop,
+            penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
+            check_every=cfg.check_every,
         )  # fmt: skip
+        z0 = start.z.to(model.device)
+        if guide is None:
+            result = ascend(model, z0, goals, **settings)  # type: ignore[arg-type]
+        else:  # the samples it could not confirm get another attempt
+            result = ascend_with_retries(model, z0, goals, guide=guide, retries=cfg.retries,
+                                         **settings)  # fmt: skip
     elif cfg.method == "data_space":
         assert start.images is not None
         result = data_space_ascent(
