@@ -34,7 +34,8 @@ class AttemptGuide:
         rows = idx.tolist()
         self.checked.append((self.attempt, rows))
         seen = [sum(i in r for a, r in self.checked if a == self.attempt) for i in rows]
-        ok = [self.attempt in self.accepts.get(i, set()) and k > 1 for i, k in zip(rows, seen)]
+        pairs = zip(rows, seen, strict=True)
+        ok = [self.attempt in self.accepts.get(i, set()) and k > 1 for i, k in pairs]
         m = len(rows)
         return Check(torch.tensor(ok), torch.zeros(m), torch.zeros(m, dtype=torch.bool))
 

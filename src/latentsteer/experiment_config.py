@@ -59,9 +59,9 @@ class ExperimentConfig:
     guide_patience: int = 5  # checks without a better frame before a max/min sample stops
     guide_weight: float = 0.0  # penalty on the guide judge's shortfall on class goals (0 = off)
     keep_weight: float = 30.0  # the same penalty on a kept digit (digit=keep; 0 = off)
-    # Attempts more, from the start, for the samples with no confirmed frame where a digit
-    # is kept: the keep floor they reached and 3x the keep penalty each time (retry.py).
-    retries: int = 2
+    # The samples with no confirmed frame where a digit is kept start again, with the keep
+    # floor they reached and 3x the keep penalty each time (retry.py).
+    retries: int = 2  # attempts more for unconfirmed samples that keep a digit (0 = off)
     trust: float = 2.0  # heads trusted while predicted and measured change differ < trust·tol
     # Per-property tolerance of the oracle success rules, in the property's units; unset
     # properties take the domain's tolerances (MNIST: thickness 0.5 px, slant 0.05 rad...).
