@@ -71,7 +71,7 @@ def test_unconfirmed_samples_are_steered_again_from_their_start_insisting_on_the
     assert res.stop_step[0] == 5 and torch.equal(res.z[-1, 0], res.z[5, 0])
     torch.testing.assert_close(res.z[-1, 2], z0[2])  # nothing found: back at its start
     # Calls count every attempt: 13 + 6 for row 0, 6 for row 1, 13 three times for row 2.
-    assert res.model_calls.tolist() == [19, 6, 39]
+    assert res.model_calls.tolist() == [19, 6, 39] and res.attempts.tolist() == [2, 1, 3]
     assert torch.equal(res.calls_path[-1], res.model_calls)
     per_row = [sum(i in rows for _, rows in guide.checked) for i in range(3)]
     assert res.oracle_calls.tolist() == per_row == [6, 2, 12]
@@ -105,4 +105,5 @@ def test_merged_attempts_take_each_row_from_its_attempt_and_pad_the_shorter_path
     assert both.stop_step.tolist() == [first.stop_step[0], second.stop_step[1], first.stop_step[2]]
     assert both.model_calls[1] == first.model_calls[1] + second.model_calls[1]
     assert both.model_calls[0] == first.model_calls[0]
+    assert both.attempts.tolist() == [1, 2, 1]
     assert both.wall_seconds == pytest.approx(first.wall_seconds + second.wall_seconds)

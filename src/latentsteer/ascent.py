@@ -69,6 +69,9 @@ class SteerResult:
             backward pass per step for gradient methods); default ``stop_step + 1``.
         calls_path: ``(T+1, n)`` calls spent by each step; default ``min(t, stop_step) + 1``.
         oracle_calls: ``(n,)`` frames of each sample read by in-loop oracles (0 unguided).
+        attempts: ``(n,)`` times each sample was steered from its start (1, or more where
+            :mod:`latentsteer.retry` tried again; the path is the last attempt's, the calls
+            all of them, so a retried sample's first frame already carries the calls spent).
 
     Methods that move pixels rather than codes (:mod:`latentsteer.baselines`) return the
     same type, with ``z`` the encoder's codes of their images and ``images`` given.
@@ -87,6 +90,7 @@ class SteerResult:
     model_calls: torch.Tensor | None = None
     calls_path: torch.Tensor | None = field(default=None, repr=False)
     oracle_calls: torch.Tensor | None = None
+    attempts: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.calls_path is None:  # one (gradient) evaluation per step taken, and the start
@@ -96,6 +100,8 @@ class SteerResult:
             self.model_calls = self.calls_path[-1]
         if self.oracle_calls is None:
             self.oracle_calls = torch.zeros(self.z.shape[1], dtype=torch.long)
+        if self.attempts is None:
+            self.attempts = torch.ones(self.z.shape[1], dtype=torch.long)
 
     @property
     def images(self) -> torch.Tensor:

@@ -268,6 +268,9 @@ def assess(
     for reason, count in Counter(result.stop_reason).items():
         m[f"stopped_{reason}"] = count
     m["mean_stop_step"] = float(result.stop_step.float().mean())
+    # Samples steered again from their start after an attempt confirmed nothing (retry.py).
+    assert result.attempts is not None
+    m["retried"] = int((result.attempts > 1).sum())
     # Objective evaluations per sample (for gradient methods one forward and backward pass).
     m["model_calls_per_sample"] = float(result.model_calls.float().mean())
     # Frames read by the in-loop oracles per sample (0 without a guide).
@@ -283,6 +286,7 @@ def assess(
         "guide_success": ok_guide,
         "model_calls": result.model_calls.numpy(),
         "oracle_calls": result.oracle_calls.numpy(),
+        "attempts": result.attempts.numpy(),
         # (n, f) each: for realism scores over several experiments pooled (the report)
         "features_start": features["start"],
         "features_end": features["end"],

@@ -86,6 +86,7 @@ def merge_attempts(first: SteerResult, second: SteerResult, rows: torch.Tensor) 
     calls = _padded(first.calls_path, length).clone()
     calls[:, rows] = first.calls_path[-1][rows] + _padded(second.calls_path, length)[:, rows]
     assert first.oracle_calls is not None and second.oracle_calls is not None
+    assert first.attempts is not None
     return dataclasses.replace(
         first,
         z=pick(first.z, second.z),
@@ -105,5 +106,6 @@ def merge_attempts(first: SteerResult, second: SteerResult, rows: torch.Tensor) 
         calls_path=calls,
         model_calls=calls[-1],
         oracle_calls=first.oracle_calls + second.oracle_calls,
+        attempts=first.attempts + rows.long(),
         _images=None,
     )
