@@ -12,9 +12,9 @@ the default) and 96% (three); on seed 2 from 93% to 97% with two (``docs/optimiz
 Goals that keep no digit gain nothing from it (the same path again), so they get none.
 
 Only the unconfirmed samples move again; the others hold still and are not checked. The
-recorded path of a retried sample is its second attempt (which starts where the first one
-ended: at its start), and its calls are both attempts' together, so that success by calls
-stays honest.
+recorded path of a retried sample is its last attempt (which starts where the one before
+ended: at its start), and its calls are all its attempts' together, so that success by
+calls stays honest.
 """
 
 from __future__ import annotations
