@@ -48,6 +48,23 @@ class FixedJudge(Judge):
         return probs
 
 
+class InkJudge(Judge):
+    """Reads every image as ``digit``: surely (p = 0.95) where its mean ink exceeds
+    ``threshold``, else with p = 0.6 (an ambiguous drawing)."""
+
+    def __init__(self, digit: int, threshold: float) -> None:
+        super().__init__()
+        self.digit, self.threshold = digit, threshold
+
+    @torch.no_grad()
+    def probabilities(self, images, batch_size: int = 2000) -> torch.Tensor:
+        x = torch.as_tensor(images, dtype=torch.float32)
+        p = torch.where(x.flatten(1).mean(1) > self.threshold, 0.95, 0.6)  # (n,)
+        probs = ((1 - p) / 9)[:, None].repeat(1, 10)
+        probs[:, self.digit] = p
+        return probs
+
+
 def _z(n: int = 3, seed: int = 1) -> torch.Tensor:
     return torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
 
@@ -179,6 +196,34 @@ def test_certifier_that_disagrees_with_the_loop_fails_the_samples(ctx):
     assert m["success_gap"] == pytest.approx(m["predicted_success_rate"])
 
 
+def test_confident_starts_are_those_both_judges_read_surely_and_alike(ctx):
+    """The certifier is sure of half the starts only (the inkier ones): the metrics count
+    the others as ambiguous, and compare heads and oracles on the sure half alone."""
+    from dataclasses import replace
+
+    cfg = ExperimentConfig(goals=["digit=3"], start="random:8", steps=20, check_every=5)
+    with torch.no_grad():  # the starts exactly as ``random:8`` decodes them
+        first = ctx.model.decode(ctx.model.sample_prior(8, seed=cfg.seed)).clamp(0, 1)
+    ink = first.flatten(1).mean(1)
+    threshold = float(ink.median())
+    guided = replace(
+        ctx,
+        oracle=DigitOracle(FixedJudge(3, 0.95)),
+        certifier=DigitOracle(InkJudge(3, threshold), name="certifier"),
+    )
+    out = run_experiment(cfg, guided)
+    m, heads = out.metrics, out.per_sample["predicted_success"]
+    np.testing.assert_allclose(out.images[0].flatten(1).mean(1).numpy(), ink.numpy(), atol=1e-6)
+    sure = (ink > threshold).numpy()
+    assert 0 < sure.sum() < 8
+    assert m["ambiguous_starts"] == int((~sure).sum())
+    # The certifier reads 3 in every image: every sample succeeds, sure or not.
+    assert m["success_rate"] == 1.0 and m["success_rate_confident"] == 1.0
+    assert m["predicted_success_rate_confident"] == pytest.approx(float(heads[sure].mean()))
+    assert m["success_gap_confident"] == pytest.approx(float(heads[sure].mean()) - 1.0)
+    assert m["success_gap"] == pytest.approx(float(heads.mean()) - 1.0)
+
+
 def test_unverified_goal_is_never_counted_as_oracle_success(mnist_test):
     """A regression head on a label no oracle measures: its goal is reported unverified and
     the overall success is null, whatever the heads say."""
@@ -199,6 +244,7 @@ def test_unverified_goal_is_never_counted_as_oracle_success(mnist_test):
     m = run_experiment(cfg, ctx).metrics
     assert m["unverified_goals"] == "ink=max"
     assert m["success_ink"] is None and m["success_rate"] is None
+    assert m["success_gap_confident"] is None  # no certified success to compare against
     assert m["success_rate_verified_goals"] is not None
     assert m["predicted_success_ink"] is not None
 

@@ -143,6 +143,31 @@ def test_heads_and_oracles_disagreeing_is_a_finding(results):
     ]
 
 
+def _entry(name: str, metrics: dict) -> report.Entry:
+    n = metrics["n"]
+    return report.Entry(name, name, "latent", f"random:{n}", 0, metrics, np.ones(n, bool),
+                        np.ones(1), np.ones(1), np.zeros(0), np.zeros(0))  # fmt: skip
+
+
+def test_a_finding_adds_the_confident_starts_where_the_metrics_count_them():
+    metrics = {"n": 10, "success_rate": 0.6, "predicted_success_rate": 1.0,
+               "ambiguous_starts": 4, "success_rate_confident": 5 / 6,
+               "predicted_success_rate_confident": 1.0}  # fmt: skip
+    unsplit = {k: v for k, v in metrics.items() if k != "predicted_success_rate_confident"}
+    none_sure = {**metrics, "ambiguous_starts": 10, "success_rate_confident": float("nan"),
+                 "predicted_success_rate_confident": float("nan")}  # fmt: skip
+    close = {**metrics, "success_rate": 0.97}  # within 5 points: no finding at all
+    claims = report.truth_findings(
+        [_entry("a", metrics), _entry("b", unsplit), _entry("c", none_sure), _entry("d", close)]
+    )
+    assert claims == [
+        "`a` (latent): the heads claim 100.0%, the oracles certify 60.0% (+40.0%). "
+        "On the 6 confident starts: 100.0% against 83.3% (+16.7%).",
+        "`b` (latent): the heads claim 100.0%, the oracles certify 60.0% (+40.0%).",
+        "`c` (latent): the heads claim 100.0%, the oracles certify 60.0% (+40.0%).",
+    ]
+
+
 def test_pooled_realism_compares_pooled_ends_with_pooled_starts(tmp_path):
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(400, 4))

@@ -238,6 +238,12 @@ def assess(
     m["success_rate_confident"] = None if unverified else _share(ok_oracle, confident)
     m["predicted_success_rate"] = float(ok_pred.mean())
     m["success_gap"] = m["predicted_success_rate"] - float(ok_oracle.mean())
+    # The same comparison where the start's class is not in doubt: on ambiguous starts the
+    # certifier's reading of the start, which a kept class is graded against, is itself moot.
+    m["predicted_success_rate_confident"] = _share(ok_pred, confident)
+    m["success_gap_confident"] = (
+        None if unverified else m["predicted_success_rate_confident"] - _share(ok_oracle, confident)
+    )
     m["guide_success_rate"] = float(ok_guide.mean()) if guided else None
 
     ref = ctx.reference_features

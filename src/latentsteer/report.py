@@ -336,7 +336,8 @@ def realism_findings(entries: list[Entry], reference: np.ndarray) -> list[str]:
 
 
 def truth_findings(entries: list[Entry]) -> list[str]:
-    """Where the heads and the certifying oracles disagree by more than 5 points."""
+    """Where the heads and the certifying oracles disagree by more than 5 points, each with
+    the same comparison on the confident starts where the metrics count them."""
     out = []
     for e in entries:
         m = e.metrics
@@ -344,11 +345,23 @@ def truth_findings(entries: list[Entry]) -> list[str]:
             continue
         gap = m["predicted_success_rate"] - m["success_rate"]
         if abs(gap) > 0.05:
-            out.append(
+            line = (
                 f"`{e.name}` ({e.method}): the heads claim {m['predicted_success_rate']:.1%}, "
                 f"the oracles certify {m['success_rate']:.1%} ({gap:+.1%})."
             )
+            sure, heads = m.get("success_rate_confident"), m.get("predicted_success_rate_confident")
+            if _finite(sure) and _finite(heads) and "ambiguous_starts" in m:
+                line += (
+                    f" On the {m['n'] - m['ambiguous_starts']} confident starts: "
+                    f"{heads:.1%} against {sure:.1%} ({heads - sure:+.1%})."
+                )
+            out.append(line)
     return out
+
+
+def _finite(value: Any) -> bool:
+    """A number that is neither missing nor NaN."""
+    return isinstance(value, int | float) and not np.isnan(value)
 
 
 COLUMNS = {
