@@ -235,15 +235,15 @@ def assess(
     # With an unverified goal no sample can be certified as a whole.
     m["success_rate"] = None if unverified else float(ok_oracle.mean())
     m["success_rate_verified_goals"] = float(ok_oracle.mean())
-    m["success_rate_confident"] = None if unverified else _share(ok_oracle, confident)
+    sure = None if unverified else _share(ok_oracle, confident)
+    m["success_rate_confident"] = sure
     m["predicted_success_rate"] = float(ok_pred.mean())
     m["success_gap"] = m["predicted_success_rate"] - float(ok_oracle.mean())
     # The same comparison where the start's class is not in doubt: on ambiguous starts the
     # certifier's reading of the start, which a kept class is graded against, is itself moot.
-    m["predicted_success_rate_confident"] = _share(ok_pred, confident)
-    m["success_gap_confident"] = (
-        None if unverified else m["predicted_success_rate_confident"] - _share(ok_oracle, confident)
-    )
+    heads_sure = _share(ok_pred, confident)
+    m["predicted_success_rate_confident"] = heads_sure
+    m["success_gap_confident"] = None if sure is None else heads_sure - sure
     m["guide_success_rate"] = float(ok_guide.mean()) if guided else None
 
     ref = ctx.reference_features
