@@ -32,7 +32,7 @@ from latentsteer.domains.molecules.steering import (
     steer_molecules,
 )
 from latentsteer.domains.molecules.task import MoleculeTask
-from latentsteer.model import load_model
+from latentsteer.loading import load_model
 
 MODEL, LABELS = "models/molecules/vae", "data/molecules/labels"
 

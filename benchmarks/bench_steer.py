@@ -38,10 +38,12 @@ from latentsteer import ascent
 from latentsteer.ascent import StopRule, ascend
 from latentsteer.context import Context
 from latentsteer.domain import Start
+from latentsteer.domains.mnist.domain import MNIST, default_heads
 from latentsteer.domains.mnist.steering_context import load_context
 from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.guide import Guide
-from latentsteer.model import ModelConfig, MultiHeadVAE, load_model
+from latentsteer.loading import load_model
+from latentsteer.model import ModelConfig, MultiHeadVAE
 from latentsteer.objectives import Increase, Keep, combine
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.readout import readout
@@ -101,7 +103,7 @@ def main() -> None:
         model = load_model(args.model)
     else:  # timing does not depend on the weights
         torch.manual_seed(0)
-        model = MultiHeadVAE(ModelConfig())
+        model = MultiHeadVAE(ModelConfig(heads=default_heads()), MNIST)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)  # both paths differentiate with respect to the codes only

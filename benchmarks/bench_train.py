@@ -21,7 +21,8 @@ import torch
 
 from latentsteer import tracking
 from latentsteer.domains.mnist.datasets import mnist
-from latentsteer.model import ModelConfig, MultiHeadVAE, default_heads
+from latentsteer.domains.mnist.domain import MNIST, default_heads
+from latentsteer.model import ModelConfig, MultiHeadVAE
 from latentsteer.train import Dataset, TrainConfig, fit, losses
 
 
@@ -37,7 +38,7 @@ def dataset(n: int, split: str) -> Dataset:
 
 def new_model(train: Dataset) -> MultiHeadVAE:
     torch.manual_seed(0)
-    model = MultiHeadVAE(ModelConfig())
+    model = MultiHeadVAE(ModelConfig(heads=default_heads()), MNIST)
     model.set_target_scaling(train.targets)
     return model
 

@@ -32,7 +32,7 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.domains.mnist.calibrate import CalibrateConfig, calibrate, save_calibrated
     from latentsteer.domains.mnist.datasets import load_split
     from latentsteer.domains.mnist.morphometry import MorphometryConfig
-    from latentsteer.model import load_model
+    from latentsteer.loading import load_model
     from latentsteer.modelio import read_metrics
     from latentsteer.tracking import data_hash
 

@@ -35,7 +35,7 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.domains.mnist.judge import load_judge
     from latentsteer.domains.mnist.labelled import read_labels
     from latentsteer.domains.mnist.morphometry import MorphometryConfig
-    from latentsteer.model import load_model
+    from latentsteer.loading import load_model
     from latentsteer.plots import save_confusion, save_scatter
     from latentsteer.tracking import data_hash
 

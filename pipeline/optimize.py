@@ -7,7 +7,9 @@ then pay Python, torch, the models and MLflow once instead of once each.
 
 Each experiment is run (latent ascent, a gradient-free baseline, or data-space ascent as the
 counter-example), its final samples verified by the oracles, and trajectory.npz, grid.png,
-curves.png and metrics.json written; each is one MLflow run named `optimize@<experiment>`.
+curves.png and metrics.json written; each is one MLflow run named `optimize@<experiment>`,
+whose start and end are those of the experiment's own work (runs are logged once its results
+are in place).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from latentsteer.stage import run_stage
 if TYPE_CHECKING:
     from latentsteer.experiment import Context, ExperimentConfig
     from latentsteer.optimize_config import OptimizeConfig
+    from latentsteer.tracking import Span
 
 # torch and the rest are imported inside the functions, so that reading this file (usage
 # errors, tests of its helpers) stays cheap.
@@ -87,9 +90,10 @@ def run_one(name: str, cfg: ExperimentConfig, ctx: Context, folder: Path) -> dic
 
 def log_run(
     name: str, cfg: ExperimentConfig, shared: OptimizeConfig, folder: Path,
-    metrics: dict[str, Any], group: str | None = None,
+    metrics: dict[str, Any], group: str | None = None, span: Span | None = None,
 ) -> None:  # fmt: skip
-    """One MLflow run ``optimize@<name>``: tags, params, metrics and ``folder``'s files."""
+    """One MLflow run ``optimize@<name>``: tags, params, metrics and ``folder``'s files; it
+    starts and ends when the experiment's work did (``span``)."""
     from latentsteer import tracking
 
     tags = {
@@ -99,7 +103,9 @@ def log_run(
         "start": cfg.start,
         **({"group": group} if group else {}),
     }
-    with tracking.start_run(f"optimize@{name}", stage="optimize", tags=tags, domain="mnist") as run:
+    with tracking.start_run(
+        f"optimize@{name}", stage="optimize", tags=tags, domain="mnist", span=span
+    ) as run:
         run.log_params({"experiment": cfg.as_params(), "optimize": shared.__dict__})
         run.log_metrics(metrics)
         run.log_artifacts(folder, "results")
@@ -109,6 +115,7 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.atomic import atomic_dir
     from latentsteer.domains.mnist.steering_context import load_context
     from latentsteer.optimize_config import OptimizeConfig
+    from latentsteer.tracking import timed
 
     prefix, entries, folder = members(params, sys.argv[1:])
     # Every entry is checked before any runs: a typo in the last member fails at once.
@@ -117,16 +124,20 @@ def main(params: dict[str, Any]) -> None:
     ctx = load_context(MODEL, JUDGE, RAW, LABELS, shared, cached=CONTEXT, certifier_dir=CERTIFIER)
     if prefix == "experiments":
         ((name, cfg),) = configs.items()
-        metrics = run_one(name, cfg, ctx, folder / name)
-        log_run(name, cfg, shared, folder / name, metrics)
+        with timed() as span:
+            metrics = run_one(name, cfg, ctx, folder / name)
+        log_run(name, cfg, shared, folder / name, metrics, span=span)
         return
     group = prefix.removeprefix("groups.")
     # A group that fails part-way writes no partial folder (run by hand, the previous one
     # stays whole) and logs no run: runs are logged once the new folder is in place.
+    done: dict[str, tuple[dict[str, Any], Span]] = {}
     with atomic_dir(folder) as tmp:
-        done = {name: run_one(name, cfg, ctx, tmp / name) for name, cfg in configs.items()}
-    for name, metrics in done.items():
-        log_run(name, configs[name], shared, folder / name, metrics, group=group)
+        for name, cfg in configs.items():
+            with timed() as span:
+                done[name] = run_one(name, cfg, ctx, tmp / name), span
+    for name, (metrics, span) in done.items():
+        log_run(name, configs[name], shared, folder / name, metrics, group=group, span=span)
 
 
 def stage_name(argv: list[str]) -> str:

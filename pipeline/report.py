@@ -2,8 +2,9 @@
 
 Reads results/<experiment>/{metrics.json, trajectory.npz} for each experiment in
 params.yaml (results/<group>/<member>/ for the members of groups) and writes
-reports/optimize.md (task x method table and findings), reports/summary.json (DVC metrics)
-and reports/plots/ (success against model calls, example outcomes). Logs one MLflow run,
+reports/optimize.md (task x method table and findings) and its stamped copy
+docs/results/mnist.md, reports/summary.json (DVC metrics) and reports/plots/ (success
+against model calls, example outcomes). Logs one MLflow run,
 `report`, that links to each experiment's latest run.
 """
 
@@ -19,6 +20,7 @@ from latentsteer.atomic import atomic_file, write_json, write_table
 from latentsteer.domains.mnist.grids import save_examples
 from latentsteer.plots import save_success_curves
 from latentsteer.stage import run_stage
+from latentsteer.stamp import stamped_page
 
 RESULTS, REPORTS, PLOTS = Path("results"), Path("reports"), Path("reports/plots")
 CONTEXT = Path("models/steering_context.npz")
@@ -43,6 +45,8 @@ def main(params: dict[str, Any]) -> None:
     PLOTS.mkdir(parents=True, exist_ok=True)
     with atomic_file(REPORTS / "optimize.md") as tmp:
         tmp.write_text(report.markdown(frame, claims, links))
+    with atomic_file("docs/results/mnist.md") as tmp:  # the same page, stamped, for the docs
+        tmp.write_text(stamped_page((REPORTS / "optimize.md").read_text(), "report"))
     summary = report.summary(frame)
     write_json(summary, REPORTS / "summary.json")
     write_table(report.curve_table(entries), PLOTS / "success_vs_calls.csv")

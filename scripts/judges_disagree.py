@@ -18,7 +18,7 @@ import torch
 
 from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.grading import CONFIDENT
-from latentsteer.model import load_model
+from latentsteer.loading import load_model
 
 
 def main() -> None:

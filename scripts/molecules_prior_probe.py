@@ -28,7 +28,7 @@ import torch
 from latentsteer.domains.molecules.evaluation import decode_smiles
 from latentsteer.domains.molecules.generation import MosesFilters, generation_metrics
 from latentsteer.domains.molecules.labelled import load_molecules, read_molecule_labels
-from latentsteer.model import load_model
+from latentsteer.loading import load_model
 
 
 def main() -> None:

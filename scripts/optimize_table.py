@@ -1,4 +1,4 @@
-"""Print the markdown table of docs/optimize.md from the pipeline's results/*/metrics.json
+"""Print the numbers of docs/results/mnist.md as a table from the pipeline's results/*/metrics.json
 (and results/<group>/*/metrics.json for the members of groups).
 
 python scripts/optimize_table.py [results]
@@ -36,7 +36,7 @@ def main() -> None:
             f"| {fmt(m.get('thickness_within_tol'), '.3f')} "
             f"| {fmt(m.get('thickness_gap'), '+.2f')} "
             f"| {fmt(m['realism_ratio'])} ({fmt(m['realism_matched_ratio'])}) "
-            f"| {m['wall_seconds']:.1f} |"
+            f"| {m['wall_s']:.1f} |"
         )
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from latentsteer.domains.mnist.datasets import mnist
+from latentsteer.domains.mnist.domain import MNIST
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def tiny_model(latent_dim: int = 4, head_hidden: int = 16) -> MultiHeadVAE:
     config = ModelConfig(
         latent_dim=latent_dim, channels=4, hidden=16, head_hidden=head_hidden, heads=TINY_HEADS
     )
-    model = MultiHeadVAE(config)
+    model = MultiHeadVAE(config, MNIST)
     model.set_target_scaling({"thickness": torch.tensor([1.0, 2.0, 3.0, 4.0])})
     return model.eval()
 

@@ -202,8 +202,8 @@ def test_missing_package_names_the_extra(monkeypatch):
 
 def test_bad_baseline_settings_get_clear_errors():
     goals = ["thickness=max"]
-    with pytest.raises(ValueError, match="budget and init must be at least 2"):
-        ExperimentConfig(goals=goals, method="random_search", budget=1)
+    with pytest.raises(ValueError, match="model_budget and init must be at least 2"):
+        ExperimentConfig(goals=goals, method="random_search", model_budget=1)
     with pytest.raises(ValueError, match="cmaes needs population >= 2"):
         ExperimentConfig(goals=goals, method="cmaes", population=1)
     with pytest.raises(ValueError, match="sigma must be positive"):
@@ -212,12 +212,13 @@ def test_bad_baseline_settings_get_clear_errors():
 
 def test_baseline_experiment_records_calls_and_success(ctx):  # noqa: F811
     cfg = ExperimentConfig(goals=["thickness=+0.3", "digit=keep"], method="cmaes",
-                           start="random:4", budget=9, population=4, record_every=1)  # fmt: skip
+                           start="random:4", model_budget=9, population=4,
+                           record_every=1)  # fmt: skip
     out = run_experiment(cfg, ctx)
     m = out.metrics
     assert m["method"] == "cmaes"
     calls = out.per_sample["model_calls"]
-    assert m["model_calls_per_sample"] == pytest.approx(calls.mean())
+    assert m["model_calls"] == pytest.approx(calls.mean())
     assert m["success_rate"] == pytest.approx(out.per_sample["success"].mean())
     curve = out.per_frame
     assert curve["calls_by_frame"][0] == 1 and np.all(np.diff(curve["calls_by_frame"]) >= 0)

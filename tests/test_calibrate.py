@@ -89,11 +89,14 @@ def test_decoded_targets_are_the_measures_of_decoded_images():
 
 
 def test_calibration_needs_a_measurable_head():
+    from latentsteer.domains.mnist.domain import MNIST
     from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
 
     cfg = ModelConfig(latent_dim=4, channels=4, hidden=16, head_hidden=8,
                       heads=(HeadSpec("digit", "class", "digit"),))  # fmt: skip
     with pytest.raises(ValueError, match="needs a regression head on a Morpho-MNIST measure"):
-        calibrate(MultiHeadVAE(cfg), torch.zeros(4, 28, 28), CalibrateConfig(), progress=False)
+        calibrate(
+            MultiHeadVAE(cfg, MNIST), torch.zeros(4, 28, 28), CalibrateConfig(), progress=False
+        )
     with pytest.raises(ValueError, match="calibrate.epochs must be a positive integer"):
         CalibrateConfig(epochs=0)

@@ -125,10 +125,13 @@ def test_console_script_runs(tmp_path):
 def test_sample_writes_grid(tmp_path):
     import torch
 
+    from latentsteer.domains.mnist.domain import MNIST
     from latentsteer.model import ModelConfig, MultiHeadVAE, save_model
 
     torch.manual_seed(0)
-    save_model(MultiHeadVAE(ModelConfig(latent_dim=3, channels=4, hidden=8)), tmp_path / "vae")
+    save_model(
+        MultiHeadVAE(ModelConfig(latent_dim=3, channels=4, hidden=8), MNIST), tmp_path / "vae"
+    )
     out = tmp_path / "grid.png"
     args = ["sample", "--model", str(tmp_path / "vae"), "-n", "10", "--seed", "1"]
     assert main([*args, "--out", str(out)]) == 0
@@ -146,3 +149,66 @@ def test_sample_errors_are_one_line(tmp_path, capsys):
     assert "is not a model folder" in err and len(err.strip().splitlines()) == 1
     assert main(["sample", "--model", str(tmp_path), "-n", "0", "--out", "g.png"]) == 1
     assert "-n must be a positive integer" in capsys.readouterr().err
+
+
+def _read_only_or_skip(folder):
+    """``folder``, made read-only; skips where the user (root) writes into it anyway."""
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").mkdir()
+    except OSError:
+        return folder
+    (folder / "probe").rmdir()
+    folder.chmod(0o755)
+    pytest.skip("this user (root) writes into read-only folders; /proc/x is tested instead")
+
+
+@pytest.mark.parametrize("where", ["/proc/x", "read-only"])
+def test_steer_to_a_folder_it_cannot_write_fails_first_in_one_line(
+    tmp_path, capsys, monkeypatch, where
+):
+    from latentsteer import registry
+    from latentsteer.errors import LatentsteerError
+    from latentsteer.request import steer
+
+    def read(model):
+        raise AssertionError(f"{model} was read before --out was checked")
+
+    monkeypatch.setattr(registry, "domain_of", read)  # the CLI's
+    monkeypatch.setattr("latentsteer.request.domain_of", read)  # the library's
+    out = tmp_path / "ro" / "out" if where == "read-only" else "/proc/x"
+    if where == "read-only":
+        _read_only_or_skip(tmp_path / "ro")
+    folder = tmp_path / "ro" if where == "read-only" else "/proc"
+    try:
+        code = main(["steer", "--model", str(tmp_path / "vae"), "--goal", "thickness=max",
+                     "--goal", "digit=keep", "--out", str(out)])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+        assert err.startswith(f"latentsteer steer: error: cannot write {out}: the folder "
+                              f"{folder} does not accept new entries (")  # fmt: skip
+        with pytest.raises(LatentsteerError, match=f"cannot write {out}: the folder {folder} "):
+            steer(["thickness=max"], model=tmp_path / "vae", out=out)
+    finally:
+        if where == "read-only":
+            (tmp_path / "ro").chmod(0o755)
+    assert not (tmp_path / "ro" / "out").exists()
+
+
+def test_steer_refuses_contradictory_goals_in_one_line(tmp_path, capsys, monkeypatch):
+    from latentsteer import registry
+
+    def mnist(model):  # the folder would name MNIST; the goals fail before it is loaded
+        return registry.get_domain("mnist")
+
+    monkeypatch.setattr(registry, "domain_of", mnist)
+    monkeypatch.setattr("latentsteer.request.domain_of", mnist)
+    code = main(["steer", "--model", str(tmp_path / "vae"), "--goal", "thickness=max",
+                 "--goal", "thickness=min", "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.endswith(
+        "goals thickness=max and thickness=min both set thickness; give one goal per property"
+    )
+    assert not (tmp_path / "out").exists()

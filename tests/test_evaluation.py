@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from latentsteer.domains.mnist.domain import MNIST
 from latentsteer.domains.mnist.evaluation import evaluate, latent_traversal
 from latentsteer.domains.mnist.grids import save_grid
 from latentsteer.domains.mnist.morphometry import measure
@@ -49,7 +50,7 @@ def test_evaluate_metrics_match_a_direct_computation(mnist_test):
     heads = (HeadSpec("digit", "class", "digit"), HeadSpec("thick", "regression", "thickness"))
     torch.manual_seed(0)
     model = MultiHeadVAE(ModelConfig(latent_dim=4, channels=4, hidden=8, head_hidden=8,
-                                     heads=heads)).eval()  # fmt: skip
+                                     heads=heads), MNIST).eval()  # fmt: skip
     model.set_target_scaling({"thick": torch.tensor(table.thickness.to_numpy())})
     # The untrained heads say one digit for every code; linear heads on the codes, scaled to
     # their spread, give predictions that vary and that the test can compute on its own.
@@ -134,7 +135,7 @@ def test_latent_traversal_sweeps_one_dimension_per_row():
     torch.manual_seed(0)
     heads = (HeadSpec("digit", "class", "digit"),)
     model = MultiHeadVAE(ModelConfig(latent_dim=4, channels=4, hidden=8, head_hidden=8,
-                                     heads=heads)).eval()  # fmt: skip
+                                     heads=heads), MNIST).eval()  # fmt: skip
     start = torch.tensor([0.3, -0.2, 0.7, 1.1])
     trav = latent_traversal(model, start, [0, 2, 3], span=2.0, steps=5)
     assert trav.shape == (3, 5, 28, 28)

@@ -19,9 +19,9 @@ from latentsteer.experiment import (
     write_results,
 )
 from latentsteer.goalspec import parse_goal
-from latentsteer.grading import _success
 from latentsteer.model import save_model
 from latentsteer.readout import readout
+from latentsteer.rules import goal_rule
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_config_checks_values_and_goals():
 def test_oracle_success_rules():
     before = np.array([2.0, 2.0, 2.0, 2.0])
     after = np.array([1.9, 2.4, 3.1, 4.0])
-    rule = lambda text: _success(parse_goal(text), before, after, 0.5).tolist()  # noqa: E731
+    rule = lambda text: goal_rule(parse_goal(text), before, after, 0.5)[1].tolist()  # noqa: E731
     assert rule("thickness=max") == [False, True, True, True]
     assert rule("thickness=min") == [True, False, False, False]
     # Changes are -0.1, +0.4, +1.1, +2.0: +D must land within ±0.5 of D, both ways.
@@ -122,7 +122,7 @@ def test_latent_experiment_writes_verified_results(ctx, tmp_path):
     assert m["manifold_proximity_start"] == 0  # the start is its own anchor
     for name in ("prior", "knn", "cycle", "proximity"):
         assert f"manifold_{name}_start" in m and f"manifold_{name}_end" in m
-    assert m["stopped_steps"] == 6 and m["model_calls_per_sample"] == 8
+    assert m["stopped_steps"] == 6 and m["model_calls"] == 8
     assert m["realism_start"] > 0 and m["realism_ratio"] > 0
     assert m["realism_matched_start"] > 0 and m["realism_matched_ratio"] > 0
 
@@ -223,7 +223,7 @@ def test_cli_steer_flags_come_from_the_config(folders, tmp_path, monkeypatch, mn
     defaults = parser.parse_args(["steer", "--goal", "digit=3", "--out", "x"])
     assert given(defaults, defaults.config_fields) == {}
     fields = set(defaults.config_fields)
-    assert {"tol", "confidence", "radius", "patience", "budget", "guide", "trust"} <= fields
+    assert {"tol", "confidence", "radius", "patience", "model_budget", "guide", "trust"} <= fields
 
 
 def test_cli_steer_refuses_an_existing_file_as_out(folders, tmp_path, capsys):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from conftest import tiny_model
 
-from latentsteer.goalspec import parse_goal
+from latentsteer.experiment_config import ExperimentConfig
+from latentsteer.goalspec import check_goal_set, parse_goal
 from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target
 
 
@@ -75,3 +78,37 @@ def test_negative_change_lowers_the_property():
     assert (down.violation({"thickness": start - 0.5}) == 0).all()
     with pytest.raises(ValueError, match="non-zero"):
         Increase("thickness", 0.0).bind(model, z)
+
+
+@pytest.mark.parametrize(
+    ("goals", "message"),
+    [
+        (["thickness=max", "thickness=min"], "goals thickness=max and thickness=min both set"),
+        (["digit=keep", "thickness=+1", "thickness=+1"], "thickness=+1 and thickness=+1 both"),
+        (["digit=3", "thickness=max", "digit=keep@2"], "goals digit=3 and digit=keep@2 both set"),
+    ],
+)
+def test_two_goals_on_one_property_are_refused_in_one_line(goals, message):
+    specs = [parse_goal(g) for g in goals]
+    prop = specs[-1].prop
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        check_goal_set(specs)
+    assert str(err.value).endswith(f"both set {prop}; give one goal per property")
+    assert len(str(err.value).splitlines()) == 1
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ExperimentConfig(goals=goals)
+    check_goal_set([parse_goal("thickness=max"), parse_goal("digit=keep")])  # one each: fine
+
+
+def test_params_and_molecule_tasks_refuse_two_goals_on_one_property():
+    from latentsteer.config import ConfigError, section
+    from latentsteer.domains.molecules.task import MoleculeTask
+
+    entry = {"goals": ["thickness=max", " thickness = min "]}
+    with pytest.raises(ConfigError) as err:
+        section({"experiments.x": entry}, "experiments.x", ExperimentConfig)
+    assert "experiments.x" in str(err.value)
+    assert "goals thickness=max and thickness = min both set thickness" in str(err.value)
+    with pytest.raises(ValueError, match="goals qed=max and qed=min both set qed; give one"):
+        MoleculeTask(goals=["qed=max", "logp=keep", "qed=min"])
+    assert [s.prop for s in MoleculeTask(goals=["qed=max", "logp=keep"]).specs] == ["qed", "logp"]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from latentsteer.config import load_params, section
+from latentsteer.domains.mnist.domain import MNIST
 from latentsteer.domains.mnist.judge import (
     CertifierConfig,
     Judge,
@@ -24,7 +25,7 @@ from latentsteer.domains.mnist.judge import (
     train_judge,
 )
 from latentsteer.errors import ConfigError, LatentsteerError
-from latentsteer.model import MultiHeadVAE, save_model
+from latentsteer.model import ModelConfig, MultiHeadVAE, save_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,7 @@ def test_judge_roundtrip(tiny_judge, tmp_path):
 
 
 def test_vae_folder_is_not_a_judge(tmp_path):
-    save_model(MultiHeadVAE(), tmp_path / "vae")
+    save_model(MultiHeadVAE(ModelConfig(), MNIST), tmp_path / "vae")
     with pytest.raises(LatentsteerError, match="is not a latentsteer.Judge/1 folder"):
         load_judge(tmp_path / "vae")
 

@@ -26,7 +26,8 @@ from latentsteer.domains.mnist.morphometry import MorphometryConfig, measure
 from latentsteer.domains.mnist.oracle import DigitOracle
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment import ExperimentConfig, run_experiment
-from latentsteer.model import load_model, save_model
+from latentsteer.loading import load_model
+from latentsteer.model import save_model
 from latentsteer.modelio import write_model_folder
 from latentsteer.optimize_config import OptimizeConfig
 

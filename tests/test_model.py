@@ -8,8 +8,10 @@ import pytest
 import torch
 from conftest import TINY_HEADS, tiny_model
 
+from latentsteer.domains.mnist.domain import MNIST
 from latentsteer.errors import LatentsteerError
-from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, load_model, save_model
+from latentsteer.loading import load_model
+from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, save_model
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def test_damaged_or_foreign_folder_gets_one_line(model, tmp_path, damage, messag
 def test_weights_that_do_not_fit_config(model, tmp_path):
     save_model(model, tmp_path / "a")
     other = MultiHeadVAE(
-        ModelConfig(latent_dim=3, channels=4, hidden=16, head_hidden=8, heads=TINY_HEADS)
+        ModelConfig(latent_dim=3, channels=4, hidden=16, head_hidden=8, heads=TINY_HEADS), MNIST
     )
     save_model(other, tmp_path / "b")
     (tmp_path / "a" / "weights.pt").write_bytes((tmp_path / "b" / "weights.pt").read_bytes())

@@ -87,3 +87,52 @@ def test_the_file_suffix_picks_the_domain_and_molecules_plug_in_by_entry_point(t
     # Installed like a user's plug-in would be, not hard-wired into the engine.
     assert "molecules" not in BUILT_IN
     assert "molecules" in {e.name for e in entry_points(group="latentsteer.domains")}
+
+
+@pytest.mark.parametrize("where", ["/proc/x", "read-only"])
+def test_steer_to_a_folder_it_cannot_write_fails_before_steering(
+    model_dir, tmp_path, capsys, monkeypatch, where
+):
+    from latentsteer.domains.molecules import steering
+    from latentsteer.domains.molecules.request import steer_molecules_request
+    from latentsteer.errors import LatentsteerError
+
+    def never(*args, **kwargs):
+        raise AssertionError("steered before --out was checked")
+
+    monkeypatch.setattr(steering, "steer_molecules", never)
+    if where == "read-only":
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        try:
+            (folder / "probe").mkdir()
+        except OSError:
+            pass
+        else:
+            folder.chmod(0o755)
+            pytest.skip("this user (root) writes into read-only folders; /proc/x is tested")
+        out = folder / "out"
+    else:
+        folder, out = "/proc", "/proc/x"
+    try:
+        code = main(["steer", "--model", str(model_dir), "--goal", "qed=max", "--start",
+                     "random:2", "--out", str(out)])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+        assert f"cannot write {out}: the folder {folder} does not accept new entries" in err
+        with pytest.raises(LatentsteerError, match=f"cannot write {out}: the folder {folder} "):
+            steer_molecules_request(["qed=max"], "random:2", model=model_dir, out=out)
+    finally:
+        if where == "read-only":
+            tmp_path.joinpath("ro").chmod(0o755)
+
+
+def test_steer_refuses_two_goals_on_one_property(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["steer", "--model", str(model_dir), "--goal", "qed=max", "--goal", "logp=keep",
+                 "--goal", "qed=min", "--start", "random:2", "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.endswith("goals qed=max and qed=min both set qed; give one goal per property")
+    assert not out.exists()

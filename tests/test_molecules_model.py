@@ -12,7 +12,8 @@ from molecule_model import CONFIG, SMILES, tiny_data, trained_model
 from latentsteer.domains.molecules.domain import MOLECULES
 from latentsteer.domains.molecules.networks import GRUDecoder
 from latentsteer.errors import LatentsteerError
-from latentsteer.model import MultiHeadVAE, load_model, save_model
+from latentsteer.loading import load_model
+from latentsteer.model import MultiHeadVAE, save_model
 
 
 def canonical(smiles: list[str]) -> list[str]:

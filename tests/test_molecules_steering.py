@@ -32,8 +32,9 @@ from latentsteer.domains.molecules.steering import (
     steer_molecules,
     write_outcome,
 )
-from latentsteer.domains.molecules.task import MoleculeTask, judge
+from latentsteer.domains.molecules.task import MoleculeTask
 from latentsteer.model import save_model
+from latentsteer.verdicts import judge
 
 TOL = {"qed": 0.05, "logp": 0.5, "sa": 0.25}
 SPREAD = {"qed": 0.1, "logp": 1.0, "sa": 0.5}
@@ -171,7 +172,7 @@ def starts(model):
     return read_starts(model, ["CCCO", "c1ccccc1", "CC(=O)N"])
 
 
-@pytest.mark.parametrize("method", ["ascent", "random", "cmaes", "bayesopt", "ga"])
+@pytest.mark.parametrize("method", ["latent", "random_search", "cmaes", "bayesopt", "ga"])
 def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
     task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=8, method=method, steps=6,
                         replicas=2, invert_steps=20, population=4)  # fmt: skip
@@ -189,7 +190,7 @@ def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
     assert (table.similarity[unchanged] == 1.0).all()
     gain = np.where(table.changed, table.logp - table.start_logp, 0.0)
     assert out.metrics["improvement_logp"] == pytest.approx(gain.mean())
-    assert out.metrics["success"] == pytest.approx(table.success.mean())
+    assert out.metrics["success_rate"] == pytest.approx(table.success.mean())
     assert out.metrics["certified_by"].startswith("RDKit")
 
 
@@ -199,15 +200,15 @@ def test_the_first_starts_of_an_outcome_are_summarised_over_them_alone(model, st
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     two = out.first(2)
     assert two.table.equals(out.table.head(2))
-    assert two.metrics["starts"] == 2 and two.metrics["sliced_from"] == 3
-    assert two.metrics["success"] == pytest.approx(out.table.success.head(2).mean())
+    assert two.metrics["n"] == 2 and two.metrics["sliced_from"] == 3
+    assert two.metrics["success_rate"] == pytest.approx(out.table.success.head(2).mean())
     gain = np.where(two.table.changed, two.table.logp - two.table.start_logp, 0.0)
     assert two.metrics["improvement_logp"] == pytest.approx(gain.mean())
-    share = out.metrics["wall_seconds"] * 2 / 3  # summaries round to 0.01 s
-    assert two.metrics["wall_seconds"] == pytest.approx(share, abs=0.006)
+    share = out.metrics["wall_s"] * 2 / 3  # summaries round to 0.01 s
+    assert two.metrics["wall_s"] == pytest.approx(share, abs=0.006)
     assert len(two.verdicts.success) == 2 and len(two.paths) == 2
     assert two.metrics["logp_rule"] == pytest.approx(out.verdicts.goals[:2, 0].mean())
-    assert out.first(10).metrics["starts"] == 3  # no more than it has
+    assert out.first(10).metrics["n"] == 3  # no more than it has
     # Given the training molecules, the share of changed results they hold is counted again.
     data = pd.DataFrame({"canonical": [out.table.smiles[0], "CCCCCC"]})
     counted = out.first(2, data).metrics
@@ -224,7 +225,7 @@ def test_a_threshold_nothing_meets_returns_every_start(model, starts):
                         invert_steps=10)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     assert out.table.smiles.tolist() == starts.smiles
-    assert out.metrics["success"] == 0.0 and out.metrics["improvement_logp"] == 0.0
+    assert out.metrics["success_rate"] == 0.0 and out.metrics["improvement_logp"] == 0.0
 
 
 def test_best_of_dataset_picks_the_best_similar_training_molecule(model, starts):
@@ -331,7 +332,7 @@ def test_the_heads_verdict_reads_calibrated_values(model, starts):
 
 
 def test_unguarded_reports_the_heads_claims_beside_rdkit(model, starts):
-    task = MoleculeTask(goals=["logp=max"], similarity=0.0, method="unguarded", steps=30,
+    task = MoleculeTask(goals=["logp=max"], similarity=0.0, method="latent", guide=False, steps=30,
                         lr=0.2)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     assert (out.table.oracle_calls == 1).all()
@@ -350,7 +351,7 @@ def test_outputs_are_written_together(model, starts, tmp_path):
     table = pd.read_csv(tmp_path / "run" / "molecules.csv")
     for col in ("start", "smiles", "similarity", "start_qed", "qed", "start_sa", "sa"):
         assert col in table
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["starts"] == 3
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] == 3
 
 
 def test_the_report_table_keeps_published_rows_apart(model, starts):
@@ -359,9 +360,9 @@ def test_the_report_table_keeps_published_rows_apart(model, starts):
     task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=4, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     m = steer_molecules(model, starts, task, property_spreads(model, task.properties)).metrics
-    text = steering_table({"mine": {"ascent_d0": m}})
+    text = steering_table({"mine": {"latent_d0": m}})
     ours = [line for line in text.splitlines() if line.startswith("| mine |")]
-    assert len(ours) == 1 and f"{100 * m['success']:.1f}%" in ours[0]
+    assert len(ours) == 1 and f"{100 * m['success_rate']:.1f}%" in ours[0]
     published = [line for line in text.splitlines() if "published" in line]
     assert len(published) == 13 and not any("mine" in line for line in published)
     widths = {line.count("|") for line in text.splitlines()}
@@ -400,7 +401,7 @@ def test_cli_writes_one_row_per_start_in_input_order(model_dir, tmp_path, capsys
     assert "RDKit confirms" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("method", ["ascent", "ga", "random"])
+@pytest.mark.parametrize("method", ["latent", "ga", "random_search"])
 def test_cli_takes_every_molecule_method(model_dir, tmp_path, method):
     src = tmp_path / "my.smi"
     src.write_text("CCCO\nc1ccccc1\n")
@@ -419,8 +420,9 @@ def test_cli_takes_every_molecule_method(model_dir, tmp_path, method):
     [
         (
             "CCO\n",
-            ["--method", "latent"],
-            "--method latent: not a method of molecules models; theirs: ascent, random",
+            ["--method", "data_space"],
+            "--method data_space: not a method of molecules models; theirs: latent, "
+            "random_search, cmaes, bayesopt, ga, dataset",
         ),  # fmt: skip
         ("CCO\nnot_a_smiles\n", [], "line 2 ('not_a_smiles'): does not parse as SMILES"),
         ("CCO\n", ["--goal", "potency=max"], "unknown property 'potency'"),
@@ -471,5 +473,5 @@ def test_similarity_is_refused_for_a_model_of_another_domain(tmp_path, capsys):
             "--similarity", "0.4", "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
-    assert "--similarity and --bound apply to molecule models" in err
+    assert "--similarity, --bound and --budget apply to molecule models" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -27,7 +27,7 @@ from tiny_pipeline import (
 
 from latentsteer import MEASURES, MorphometryConfig, measure
 from latentsteer.domains.mnist.judge import load_judge
-from latentsteer.model import load_model
+from latentsteer.loading import load_model
 
 OPTIMIZE = OPTIMIZE_STAGES
 MOLECULE_STEER = tuple(f"molecules_steer@{n}" for n in TINY_MOLECULE_EXPERIMENTS)
@@ -95,7 +95,7 @@ def check_experiment_results(repo: Path) -> None:
         n = 3 if settings["start"] == "random:3" else 6
         assert metrics["n"] == n and success.shape == calls.shape == (n,), name
         assert metrics["success_rate"] == pytest.approx(success.mean(), abs=1e-6), name
-        assert metrics["model_calls_per_sample"] == pytest.approx(calls.mean(), abs=1e-6), name
+        assert metrics["model_calls"] == pytest.approx(calls.mean(), abs=1e-6), name
         # A retried sample's recorded path is its last attempt and its calls are all of
         # them, so the start costs one call unless some sample was steered again.
         assert metrics["retried"] == (attempts > 1).sum(), name
@@ -103,8 +103,8 @@ def check_experiment_results(repo: Path) -> None:
         assert (np.diff(calls_by_frame) >= 0).all(), name
         assert success_by_frame[-1] == pytest.approx(success.mean()), name
         if settings.get("method") in ("random_search", "cmaes", "bayesopt"):
-            assert (calls >= 1).all() and (calls <= settings["budget"]).all(), name
-            assert metrics["model_calls_per_sample"] > 1, name
+            assert (calls >= 1).all() and (calls <= settings["model_budget"]).all(), name
+            assert metrics["model_calls"] > 1, name
         assert summary[name]["oracle_success"] == metrics["success_rate"], name
         assert summary[name]["starts"] == n, name
         if settings.get("task", name) == "up":  # the up group starts from one list of draws
@@ -150,28 +150,30 @@ def check_molecule_steering(repo: Path) -> None:
     """Each molecule experiment's rows: the ascent per threshold, the baselines on the first
     starts beside the ascent on those same starts, and the budget kept."""
     rows = json.loads((repo / "reports/molecules/steer/low.json").read_text())
-    assert sorted(rows) == sorted(["ascent_d0", "ascent_d0.4", "ascent_d0.4_first2",
-                                   "random_d0.4_first2", "ga_d0.4_first2",
+    assert sorted(rows) == sorted(["latent_d0", "latent_d0.4", "latent_d0.4_first2",
+                                   "random_search_d0.4_first2", "ga_d0.4_first2",
                                    "dataset_d0.4_first2"])  # fmt: skip
     for label, m in rows.items():
         table = pd.read_csv(repo / "reports/molecules/steer/low" / label / "molecules.csv")
-        assert m["starts"] == len(table) == (2 if "first" in label else 4), label
-        assert m["success"] == pytest.approx(table.success.mean()), label
+        assert m["n"] == len(table) == (2 if "first" in label else 4), label
+        assert m["success_rate"] == pytest.approx(table.success.mean()), label
         assert (table.oracle_calls <= 5).all(), label
         ok = table.success
         assert (table.similarity[ok] >= m["similarity_threshold"]).all(), label
         assert (table.plogp[ok] > table.start_plogp[ok]).all(), label
     # The ascent's row on the baselines' starts is its full run's rows for them.
     steer = repo / "reports/molecules/steer/low"
-    full = pd.read_csv(steer / "ascent_d0.4/molecules.csv")
-    first = pd.read_csv(steer / "ascent_d0.4_first2/molecules.csv")
-    assert first.equals(full.head(2)) and rows["ascent_d0.4_first2"]["sliced_from"] == 4
+    full = pd.read_csv(steer / "latent_d0.4/molecules.csv")
+    first = pd.read_csv(steer / "latent_d0.4_first2/molecules.csv")
+    assert first.equals(full.head(2)) and rows["latent_d0.4_first2"]["sliced_from"] == 4
     table = (repo / "reports/molecules/steering.md").read_text()
     assert table.count("| low |") == len(rows) and "| naive |" in table
     assert "(ZINC250k, published)" in table
     naive = json.loads((repo / "reports/molecules/steer/naive.json").read_text())
-    assert list(naive) == ["unguarded_d0"]
-    assert "predicted_plogp" in naive["unguarded_d0"]
+    assert list(naive) == ["latent_d0"]
+    assert "predicted_plogp" in naive["latent_d0"]
+    assert naive["latent_d0"]["in_loop_oracles"] == "none"  # guide: false, the counter-example
+    assert rows["latent_d0"]["in_loop_oracles"].startswith("RDKit")
 
 
 def check_molecule_labels(repo: Path) -> None:
@@ -418,7 +420,7 @@ def test_experiment_param_change_reruns_that_experiment_only(tiny_repo):
     assert "Running stage" not in dvc("repro", cwd=tiny_repo).stdout
     # A member of a group: the group's one stage, and the report.
     ((group, members),) = TINY_GROUPS.items()
-    params["groups"][group][next(iter(members))]["budget"] = 8
+    params["groups"][group][next(iter(members))]["model_budget"] = 8
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
     assert sorted(stages_named(dvc("status", cwd=tiny_repo).stdout)) == [f"group@{group}", "report"]
     # Its last member fails after the others ran: no partial folder, no run logged.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from latentsteer.domains.mnist.domain import MNIST
 from latentsteer.errors import LatentsteerError
 from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
 from latentsteer.train import Dataset, TrainConfig, fit
@@ -31,7 +32,7 @@ def data(mnist_test) -> tuple[Dataset, Dataset]:
 
 def new_model(train: Dataset) -> MultiHeadVAE:
     torch.manual_seed(0)
-    model = MultiHeadVAE(CONFIG)
+    model = MultiHeadVAE(CONFIG, MNIST)
     model.set_target_scaling(train.targets)
     return model
 

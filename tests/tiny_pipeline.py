@@ -39,20 +39,21 @@ TINY_EXPERIMENTS = {
 }  # fmt: skip
 TINY_GROUPS = {
     "up_baselines": {
-        "up_random": {**UP, "task": "up", "method": "random_search", "budget": 9, "population": 4},
-        "up_cmaes": {**UP, "task": "up", "method": "cmaes", "budget": 9, "population": 4},
+        "up_random": {**UP, "task": "up", "method": "random_search", "model_budget": 9,
+                      "population": 4},
+        "up_cmaes": {**UP, "task": "up", "method": "cmaes", "model_budget": 9, "population": 4},
         "up_bayesopt": {**UP, "task": "up", "method": "bayesopt", "start": "random:3",
-                        "budget": 6, "init": 3, "population": 3},
+                        "model_budget": 6, "init": 3, "population": 3},
     }
 }  # fmt: skip
 # The tiny molecule experiments replace the default ones: an ascent graded at two
 # thresholds with three baselines at one of them, and the unguarded counter-example.
 TINY_MOLECULE_EXPERIMENTS = {
     "low": {"starts": {"n": 4, "lowest": "plogp"}, "goals": ["plogp=max"],
-            "similarity": [0.0, 0.4], "baselines": ["random", "ga", "dataset"],
+            "similarity": [0.0, 0.4], "baselines": ["random_search", "ga", "dataset"],
             "baseline_similarity": [0.4], "baseline_starts": 2, "budget": 5},
     "naive": {"starts": {"n": 3, "lowest": "plogp"}, "goals": ["plogp=max"],
-              "similarity": 0.0, "method": "unguarded"},
+              "similarity": 0.0, "method": "latent", "guide": False},
 }  # fmt: skip
 # Every tiny experiment, group members included: name → (settings, results folder).
 ALL_TINY = {

@@ -8,7 +8,7 @@ properties are computable exactly, so its oracle is a formula, not a model:
   ``sigmoid(slope / 0.05)``, a soft reading of the same rule.
 
 Nothing here is in the shared engine: this file is what a user writes for their own data
-(see ``docs/domains.md``).
+(see ``docs/howto/add-a-domain.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from torch import nn
 
 from latentsteer.domain import Domain, OracleReport
 from latentsteer.experiment import Context
-from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, load_model
+from latentsteer.loading import load_model
+from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.plots import plt, save_figure
 from latentsteer.train import Dataset
@@ -144,4 +145,4 @@ def tiny_config(**kwargs: object) -> ModelConfig:
 
 def make_model() -> MultiHeadVAE:
     torch.manual_seed(0)
-    return MultiHeadVAE(tiny_config())
+    return MultiHeadVAE(tiny_config(), TOY)

@@ -3,8 +3,8 @@
 Writes reports/molecules/evaluate.json (DVC metrics: reconstruction, heads' R² and MAE, the
 MOSES metrics of 10 000 prior samples next to those of as many training molecules),
 reports/molecules/prior_samples.smi and reports/molecules/figures/*.png, and logs all of it
-to one MLflow run in `latentsteer-molecules`. RDKit measures every number; no head is
-trusted for any of them.
+to one MLflow run in `latentsteer-molecules`, spanning the work (the model read to the files
+written). RDKit measures every number; no head is trusted for any of them.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.domains.molecules.evaluation import evaluate_molecules, reconstruction_table
     from latentsteer.domains.molecules.generation import MosesFilters
     from latentsteer.domains.molecules.labelled import load_molecules, read_molecule_labels
-    from latentsteer.model import load_model
+    from latentsteer.loading import load_model
     from latentsteer.tracking import data_hash
 
     molecules = params.get("molecules") or {}
     cfg = section({"molecules.evaluate": molecules.get("evaluate")}, "molecules.evaluate",
                   MoleculeEvaluateConfig)  # fmt: skip
+    span = tracking.Span.begin()  # the run, logged once the files are written, starts here
     device = resolve_device(str((molecules.get("train") or {}).get("device", "auto")))
     model = load_model(MODEL, device)
     domain = model.domain
@@ -85,10 +86,11 @@ def main(params: dict[str, Any]) -> None:
     with atomic_file(SAMPLES) as tmp:
         tmp.write_text("".join(f"{s}\n" for s in result.prior))
     write_json(m, REPORT)
+    span.end()
 
     tags = {"data_hash": data_hash(LABELS)}
     with tracking.start_run(
-        "molecules_evaluate", stage="molecules_evaluate", tags=tags, domain="molecules"
+        "molecules_evaluate", stage="molecules_evaluate", tags=tags, domain="molecules", span=span
     ) as run:
         run.log_metrics(m)
         run.log_artifacts(FIGURES, "figures")

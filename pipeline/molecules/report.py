@@ -1,5 +1,6 @@
 """Stage `molecules_report`: reports/molecules/steering.md, the table of every molecule steering
-experiment and method as measured, followed by the published rows (ZINC250k) apart."""
+experiment and method as measured, followed by the published rows (ZINC250k) apart, and the
+same page stamped with commit, date and machine as docs/results/molecules.md."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from latentsteer.stage import run_stage
 
 STEER = Path("reports/molecules/steer")
 OUT = Path("reports/molecules/steering.md")
+PAGE = Path("docs/results/molecules.md")  # OUT with the stamp, tracked by git
 
 
 def main(params: dict[str, Any]) -> None:
     from latentsteer.atomic import atomic_file
     from latentsteer.domains.molecules.steering_table import steering_table
+    from latentsteer.stamp import stamped_page
 
     names = list((params.get("molecules") or {}).get("experiments") or {})
     experiments = {}
@@ -33,6 +36,8 @@ def main(params: dict[str, Any]) -> None:
     )
     with atomic_file(OUT) as tmp:
         tmp.write_text(text)
+    with atomic_file(PAGE) as tmp:  # the same page, stamped, for the docs
+        tmp.write_text(stamped_page(text, "molecules_report"))
     print(f"molecules_report: {sum(len(r) for r in experiments.values())} rows -> {OUT}")
 
 

@@ -3,7 +3,8 @@
 
 Writes reports/molecules/steer/<name>/<method>_d<δ>/{molecules.csv, metrics.json, grid.png}
 for every method and threshold, and reports/molecules/steer/<name>.json (DVC metrics: every
-row), and logs one MLflow run in `latentsteer-molecules`. RDKit measures every result; the
+row), and logs one MLflow run in `latentsteer-molecules`, from the start of the experiment's
+work (the model read) to its end (the results written). RDKit measures every result; the
 heads' verdicts are reported beside it, never instead.
 """
 
@@ -39,7 +40,7 @@ def main(params: dict[str, Any], name: str) -> None:
         write_outcome,
     )
     from latentsteer.domains.molecules.task import MoleculeTask
-    from latentsteer.model import load_model
+    from latentsteer.loading import load_model
     from latentsteer.tracking import data_hash
 
     molecules = params.get("molecules") or {}
@@ -48,6 +49,7 @@ def main(params: dict[str, Any], name: str) -> None:
         raise ValueError(f"no molecules.experiments.{name}; have: {', '.join(experiments)}")
     key = f"molecules.experiments.{name}"
     cfg = section({key: experiments[name]}, key, MoleculeExperimentConfig)
+    span = tracking.Span.begin()  # the run, logged once the results are in place, starts here
     device = resolve_device(str((molecules.get("train") or {}).get("device", "auto")))
     model = load_model(MODEL, device)
     if model.domain.name != MOLECULES.name:
@@ -63,19 +65,20 @@ def main(params: dict[str, Any], name: str) -> None:
         bounds=cfg.bounds,
         budget=cfg.budget,
         method=cfg.method,
+        guide=cfg.guide,
         seed=cfg.seed,
     )
     spread = property_spreads(model, base.properties)
     calibration = calibration_from_labels(model, LABELS)  # the heads on RDKit's scale
     cache: dict[str, dict[str, float]] = {}
     proposals = None
-    if cfg.method == "ascent":  # the first round, proposed once for every threshold
+    if cfg.method == "latent" and cfg.guide:  # the first round, proposed once for every threshold
         proposals = propose_for(model, starts.tokens, base)
     few = cfg.baseline_starts if cfg.baseline_starts is not None else len(starts.smiles)
     subset = starts.first(min(few, len(starts.smiles)))
     sub_proposals = None if proposals is None else proposals.first(len(subset.smiles))
     # The dataset baseline and the ascent's nearest-neighbour candidates read them.
-    wanted = "dataset" in cfg.baselines or (cfg.method == "ascent" and base.neighbours > 0)
+    wanted = "dataset" in cfg.baselines or (cfg.method == "latent" and base.neighbours > 0)
     fps = fingerprints(train.canonical.tolist()) if wanted else None
     rows: dict[str, dict[str, Any]] = {}
     with atomic_dir(OUT / name) as tmp:
@@ -84,7 +87,13 @@ def main(params: dict[str, Any], name: str) -> None:
             runs = [(cfg.method, starts, proposals)]
             runs += [(b, subset, sub_proposals) for b in baselines]
             for method, group, props in runs:
-                task = replace(base, similarity=delta, method=method)
+                # a baseline is never unguarded: only the experiment's own method may be
+                task = replace(
+                    base,
+                    similarity=delta,
+                    method=method,
+                    guide=base.guide if method == cfg.method else True,
+                )
                 outcome = steer_molecules(
                     model,
                     group,
@@ -95,6 +104,7 @@ def main(params: dict[str, Any], name: str) -> None:
                     cache=cache,
                     proposals=props,
                     calibration=calibration,
+                    reference=f"training and validation molecules of {LABELS}",
                 )
                 label = f"{method}_d{delta:g}" + (
                     "" if group is starts else f"_first{len(group.smiles)}"
@@ -110,17 +120,19 @@ def main(params: dict[str, Any], name: str) -> None:
                     rows[label] = outcome.metrics
                     print(
                         f"molecules_steer@{name}: {label}: success "
-                        f"{outcome.metrics['success']:.3f} "
-                        f"(heads {outcome.metrics['heads_success']}), "
-                        f"{outcome.metrics['wall_seconds']:.0f} s",
+                        f"{outcome.metrics['success_rate']:.3f} "
+                        f"(heads {outcome.metrics['predicted_success_rate']}), "
+                        f"{outcome.metrics['wall_s']:.0f} s",
                         file=sys.stderr,
                     )
     write_json(rows, OUT / f"{name}.json")
+    span.end()
     with tracking.start_run(
         f"molecules_steer_{name}",
         stage=f"molecules_steer@{name}",
         tags={"data_hash": data_hash(LABELS)},
         domain="molecules",
+        span=span,
     ) as run:
         for label, m in rows.items():
             run.log_metrics(
@@ -133,8 +145,8 @@ def main(params: dict[str, Any], name: str) -> None:
         run.log_artifact(OUT / f"{name}.json")
     head = next(iter(rows.values()))
     print(
-        f"molecules_steer@{name}: {head['method']} success {head['success']:.3f}, "
-        f"heads {head['heads_success']}, gap {head['success_gap']}"
+        f"molecules_steer@{name}: {head['method']} success {head['success_rate']:.3f}, "
+        f"heads {head['predicted_success_rate']}, gap {head['success_gap']}"
     )
 
 

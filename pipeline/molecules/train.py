@@ -8,6 +8,7 @@ under torchrun (latentsteer.train_stage).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def main(params: dict[str, Any]) -> None:
         print(f"molecules_train: vocabulary of {vocabulary.size} tokens, length "
               f"{vocabulary.length}; {len(train.data)} training and {len(val.data)} validation "
               f"molecules ({val.dropped} validation molecules outside the vocabulary)")  # fmt: skip
-        domain = MOLECULES.with_vocabulary(vocabulary)
+        # the model folder records where its labels lie, so steering finds them from anywhere
+        domain = MOLECULES.with_vocabulary(vocabulary, os.path.relpath(LABELS, OUT))
         return TrainingData(train.data.to(device), val.data.to(device), domain, data_hash(LABELS))
 
     run_training("molecules_train", __file__, mcfg, cfg, load, OUT, CHECKPOINT)

@@ -10,14 +10,17 @@ from latentsteer.errors import ConfigError, DataSourceError, LatentsteerError
 
 # The public names load on first use (PEP 562), so importing the measures in a
 # spawned measuring worker does not pay for torch and torchvision (about 3 s per worker).
+# The MNIST conveniences come through the facades latentsteer.datasets and
+# latentsteer.morphometry (real modules, so `import latentsteer.datasets` works too): this
+# file names no domain module.
 _LAZY = {
-    "mnist": "latentsteer.domains.mnist.datasets",
+    "mnist": "latentsteer.datasets",
     "MultiHeadVAE": "latentsteer.model",
-    "load_model": "latentsteer.model",
+    "load_model": "latentsteer.loading",
     "register": "latentsteer.registry",
-    "MEASURES": "latentsteer.domains.mnist.morphometry",
-    "MorphometryConfig": "latentsteer.domains.mnist.morphometry",
-    "measure": "latentsteer.domains.mnist.morphometry",
+    "MEASURES": "latentsteer.morphometry",
+    "MorphometryConfig": "latentsteer.morphometry",
+    "measure": "latentsteer.morphometry",
     "steer": "latentsteer.request",
 }
 
@@ -25,19 +28,11 @@ __all__ = ["ConfigError", "DataSourceError", "LatentsteerError", *_LAZY]
 __version__ = "0.1.0"
 
 
-# Submodules by their short names, loaded on first use: `latentsteer.datasets.mnist(...)`
-# after a plain `import latentsteer`, as for the engine's own modules (`latentsteer.report`).
-_SUBMODULES = {
-    "datasets": "latentsteer.domains.mnist.datasets",
-    "morphometry": "latentsteer.domains.mnist.morphometry",
-}
-
-
 def __getattr__(name: str) -> Any:
+    # Submodules load on first use as well: `latentsteer.datasets.mnist(...)` or
+    # `latentsteer.report` after a plain `import latentsteer`.
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(_SUBMODULES[name])
     else:
         try:
             value = importlib.import_module(f"latentsteer.{name}")

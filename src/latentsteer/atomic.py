@@ -2,7 +2,8 @@
 
 Every output is written to a temporary sibling first and renamed into place only once it is
 complete. ``os.replace`` is atomic on one filesystem, and the temporary lives in the target's
-own directory to guarantee that.
+own directory to guarantee that. :func:`check_writable` tells, before any work, whether an
+output folder can be written at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from latentsteer.errors import LatentsteerError
 
 
 @contextmanager
@@ -63,6 +66,44 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def check_writable(out: str | os.PathLike[str] | None, *, whole: bool = False) -> None:
+    """Fail at once, before any work, when the output folder ``out`` cannot be written.
+
+    The nearest existing folder on the way to ``out`` (``out`` itself when it exists) must
+    accept a new entry: a probe folder is made there and removed, which asks the filesystem
+    itself (permissions alone do not tell: root ignores them, ``/proc`` refuses everyone).
+    Nothing else is created.
+
+    Args:
+        out: the output folder; ``None`` (no output asked) checks nothing.
+        whole: ``out`` is replaced as a whole (:func:`atomic_dir`), so the folder holding it
+            must accept the new entry rather than ``out`` itself.
+
+    Raises:
+        LatentsteerError: ``out`` is an existing file, or lies under one, or its folder does
+            not accept new entries (one line naming the folder and why).
+    """
+    if out is None:
+        return
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise LatentsteerError(f"--out {out} is an existing file; give a folder")
+    folder = target.absolute()
+    if whole or not folder.exists():
+        folder = folder.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise LatentsteerError(f"cannot write {out}: {folder} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".latentsteer-probe-"))
+    except OSError as exc:
+        raise LatentsteerError(
+            f"cannot write {out}: the folder {folder} does not accept new entries "
+            f"({exc.strerror or exc})"
+        ) from None
 
 
 def _umask() -> int:

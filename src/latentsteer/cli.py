@@ -35,7 +35,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
     from latentsteer.atomic import atomic_file
-    from latentsteer.model import load_model
+    from latentsteer.loading import load_model
 
     if args.n < 1:
         raise LatentsteerError(f"-n must be a positive integer; got {args.n}")
@@ -58,25 +58,25 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _cmd_steer(args: argparse.Namespace) -> None:
+    from latentsteer.atomic import check_writable
     from latentsteer.registry import domain_of
     from latentsteer.request import steer
     from latentsteer.results import summary_line
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():  # fail before the slow part, and write nothing
-        raise LatentsteerError(f"--out {args.out} is an existing file; give a folder")
+    check_writable(out)  # an existing file, or a folder we cannot write: fail before the work
     domain = domain_of(args.model)
     method = getattr(args, "method", None)
     if method is not None and method not in domain.methods:  # the parser took any domain's
         raise LatentsteerError(f"--method {method}: not a method of {domain.name} models; "
                                f"theirs: {', '.join(domain.methods)}")  # fmt: skip
-    if getattr(domain, "steerer", None) is not None:  # molecules: a protocol of its own
+    if domain.steerer is not None:  # molecules: settings of their own
         _steer_own(args, domain.name, out)
         return
-    if args.similarity is not None or args.bound:
-        raise LatentsteerError(
-            f"--similarity and --bound apply to molecule models; {args.model} is {domain.name}"
-        )
+    if args.similarity is not None or args.bound or args.budget is not None:
+        raise LatentsteerError(f"--similarity, --bound and --budget apply to molecule models; "
+                               f"{args.model} is {domain.name} (--model-budget caps model "
+                               "calls)")  # fmt: skip
     sources = {}
     for name in domain.sources:  # the flags given; "none" switches a source off
         value = getattr(args, f"source_{name}", None)
@@ -106,7 +106,7 @@ def parse_bound(text: str) -> tuple[str, list[float | None]]:
 
 
 #: Flags of `latentsteer steer` a molecule model takes besides --goal, --start and --out.
-MOLECULE_FLAGS = ("method", "seed", "steps", "lr", "budget", "population", "sigma")
+MOLECULE_FLAGS = ("method", "guide", "seed", "steps", "lr", "population", "sigma")
 
 
 def _steer_own(args: argparse.Namespace, domain: str, out: Path) -> None:
@@ -118,17 +118,21 @@ def _steer_own(args: argparse.Namespace, domain: str, out: Path) -> None:
     if other:
         flags = ", ".join("--" + k.replace("_", "-") for k in other)
         raise LatentsteerError(f"{flags}: not used by {domain} models; their settings: "
-                               f"--similarity, --bound, "
+                               f"--similarity, --bound, --budget, "
                                f"{', '.join('--' + k for k in MOLECULE_FLAGS)}")  # fmt: skip
     if args.similarity is not None:
         settings["similarity"] = args.similarity
+    if args.budget is not None:
+        settings["budget"] = args.budget
     if args.bound:
         settings["bounds"] = dict(parse_bound(b) for b in args.bound)
+    if getattr(args, "source_labels", None) is not None:  # the training molecules' labels
+        settings["labels"] = args.source_labels
     outcome = steer(args.goal, args.start, model=args.model, out=out, device=args.device,
                     workers=args.workers, **settings)  # fmt: skip
     m = outcome.metrics
     print(f"steered {len(outcome.table)} molecules ({m['task']}): RDKit confirms "
-          f"{m['success']:.0%} ({m['oracle_calls']:.0f} RDKit calls a start on average) "
+          f"{m['success_rate']:.0%} ({m['oracle_calls']:.0f} RDKit calls a start on average) "
           f"-> {args.out}/molecules.csv")  # fmt: skip
 
 
@@ -236,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="molecules: the least Tanimoto similarity of a result to its start (default 0.4)",
+    )
+    t.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="molecules: oracle (RDKit) calls per start, for every method (default 100)",
     )
     t.add_argument(
         "--bound",

@@ -40,6 +40,7 @@ class Context:
         certifier: an oracle whose judge the loop never sees: it certifies class goals and
             gives the realism features. ``None`` uses ``oracle`` (then a guided run's class
             goals are graded by a judge that steered them, and metrics say so).
+        reference_data: the data folders this context read (the metrics name them).
     """
 
     model: MultiHeadVAE
@@ -52,6 +53,7 @@ class Context:
     workers: int | None = None
     reference_features: np.ndarray | None = field(default=None, repr=False)
     certifier: Oracle | None = None
+    reference_data: str = "none"
 
     def __post_init__(self) -> None:
         # The certifier's features of the reference, computed once for every realism score

@@ -41,9 +41,9 @@ from latentsteer.errors import LatentsteerError
 from latentsteer.methods import ENGINE_METHODS
 
 if TYPE_CHECKING:
-    from latentsteer.context import Context
-    from latentsteer.model import ModelConfig, MultiHeadVAE
-    from latentsteer.optimize_config import OptimizeConfig
+    # The model, the steering context and the settings sit above this contract (the model
+    # is built from a domain); its signatures name them by what a domain sees of them.
+    from latentsteer.protocols import ContextSettings, LatentModel, ModelShape, SteeringContext
 
 
 @dataclass
@@ -156,6 +156,10 @@ class Domain:
     # (ExperimentConfig.method) unless the domain steers its own way (`steerer`); the CLI
     # offers the union over known domains and checks the model's own list.
     methods: tuple[str, ...] = ENGINE_METHODS
+    # "module:function(goals, start, *, model, out, device, workers, **settings) -> result"
+    # for a domain whose requests take settings of their own (molecules: similarity to the
+    # start, bounds, an oracle budget); None runs the engine's runner on a Context.
+    steerer: str | None = None
     # "module:function(domain, model_dir, settings, sources, cached) -> Context", imported
     # when a context is first loaded: a stage that only builds or trains models then does
     # not depend on the steering engine (dvc.yaml declares what each stage imports).
@@ -182,7 +186,7 @@ class Domain:
         return self
 
     # ---------------------------------------------------------------- networks
-    def networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    def networks(self, config: ModelShape) -> tuple[nn.Module, nn.Module]:
         """An encoder ``(B, *sample_shape) → (B, 2d)`` (means, then log-variances) and a
         decoder ``(B, d) → (B, *sample_shape)`` logits, built from ``config``."""
         raise NotImplementedError
@@ -216,10 +220,10 @@ class Domain:
     def load_context(
         self,
         model_dir: str | os.PathLike[str],
-        settings: OptimizeConfig,
+        settings: ContextSettings,
         sources: Mapping[str, str | os.PathLike[str] | None],
         cached: str | os.PathLike[str] | None = None,
-    ) -> Context:
+    ) -> SteeringContext:
         """Everything an experiment reads besides its settings: the model on
         ``settings.device``, the in-loop oracle and the certifier, the realism reference and
         the kNN codes (``cached``: a file the pipeline's context stage wrote).
@@ -237,7 +241,7 @@ class Domain:
     def parse_start(
         self,
         spec: str,
-        model: MultiHeadVAE,
+        model: LatentModel,
         seed: int = 0,
         data_root: str | os.PathLike[str] | None = None,
     ) -> Start:

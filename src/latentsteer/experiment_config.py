@@ -9,7 +9,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
-from latentsteer.goalspec import parse_goal
+from latentsteer.goalspec import check_goal_set, parse_goal
 from latentsteer.methods import EngineMethod
 from latentsteer.model import MultiHeadVAE
 from latentsteer.tolerances import goal_tolerance, tolerance
@@ -67,7 +67,9 @@ class ExperimentConfig:
     # properties take the domain's tolerances (MNIST: thickness 0.5 px, slant 0.05 rad...).
     oracle_tol: dict[str, float] = field(default_factory=dict)  # e.g. thickness=0.3 (px)
     record_every: int = 10  # keep every N-th step (round) in trajectory.npz (plus the last)
-    budget: int = 300  # gradient-free methods: model calls per sample, the start's included
+    # gradient-free methods: model calls per sample, the start's included (a molecule
+    # request's `budget` is oracle calls per start: the two are kept apart by name)
+    model_budget: int = 300
     population: int = 16  # random search and CMA-ES: candidates per round; bayesopt: q
     sigma: float = 0.5  # random search: proposal spread; CMA-ES: initial step (prior sd)
     box: float = 1.5  # bayesopt: half-width of the box around each start (prior sd)
@@ -77,6 +79,7 @@ class ExperimentConfig:
         if not self.goals:
             raise ValueError("goals must list at least one goal, e.g. [thickness=max]")
         self.specs = [parse_goal(g) for g in self.goals]
+        check_goal_set(self.specs)
         # params.yaml is checked against the hints when read (config.section); a config built
         # in Python or from flags is not, so the named choices are checked here too.
         for key, choices in _choices(type(self)).items():
@@ -110,8 +113,9 @@ class ExperimentConfig:
             tolerance(prop, self.oracle_tol)  # a positive number for a known property
         if self.radius is not None and not self.radius > 0:
             raise ValueError(f"radius must be positive or null; got {self.radius!r}")
-        if self.budget < 2 or self.init < 2:
-            raise ValueError(f"budget and init must be at least 2; got {self.budget}, {self.init}")
+        if self.model_budget < 2 or self.init < 2:
+            raise ValueError(f"model_budget and init must be at least 2; got "
+                             f"{self.model_budget}, {self.init}")  # fmt: skip
         if self.method == "cmaes" and self.population < 2:
             raise ValueError("cmaes needs population >= 2")
         if self.method == "data_space" and self.start.startswith("random:"):

@@ -106,3 +106,18 @@ def parse_goal(text: str) -> GoalSpec:
     # A plain number is a class for a class head and a target value for a regression
     # head; goal() decides once the model is known.
     return GoalSpec(text, prop, "change" if rhs[0] in "+-" else "number", value, weight)
+
+
+def check_goal_set(specs: list[GoalSpec]) -> None:
+    """Refuse more than one goal on one property: a second goal on a property either
+    contradicts the first (``thickness=max`` and ``thickness=min``) or repeats it.
+
+    Raises:
+        ValueError: two goals on one property, naming both.
+    """
+    seen: dict[str, GoalSpec] = {}
+    for spec in specs:
+        first = seen.setdefault(spec.prop, spec)
+        if first is not spec:
+            raise ValueError(f"goals {first.text.strip()} and {spec.text.strip()} both set "
+                             f"{spec.prop}; give one goal per property")  # fmt: skip

@@ -1,11 +1,12 @@
 """Grading a finished run: per goal and per sample, the certifying oracle's verdict next to
-the heads' and the in-loop oracle's, and the run's metrics (the success rules are in
-:mod:`latentsteer.experiment`'s docstring)."""
+the heads' and the in-loop oracle's, and the run's metrics (the success rules are
+:mod:`latentsteer.rules`', shared with the closed loop and with every domain)."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.goalspec import GoalSpec
 from latentsteer.model import MultiHeadVAE
 from latentsteer.oracles import frechet_at_fixed_n, matched_reference
+from latentsteer.rules import goal_rule
 from latentsteer.safeguards import (
     manifold_scores,
 )
@@ -63,10 +65,10 @@ def goal_success(
     head = model.head_spec(spec.prop)
     if head.kind == "regression":
         tol = goal_tolerance(head.column, tolerances, model.domain.tolerances)
-        good_pred = _success(spec, p0.numpy(), p1.numpy(), tol)
+        good_pred = goal_rule(spec, p0.numpy(), p1.numpy(), tol)[1]
         if measured0 is None:
             return None, good_pred
-        return _success(spec, measured0, measured1, tol), good_pred
+        return goal_rule(spec, measured0, measured1, tol)[1], good_pred
     c0, c1 = p0.argmax(1).numpy(), p1.argmax(1).numpy()
     if spec.kind == "keep":
         good_pred = c1 == (c0 if keep_reference is None else keep_reference)
@@ -79,25 +81,6 @@ def goal_success(
     if measured1 is None:
         return None, good_pred
     return measured1 == int(spec.value), good_pred  # type: ignore[arg-type]
-
-
-def _success(spec: GoalSpec, before: np.ndarray, after: np.ndarray, tol: float) -> np.ndarray:
-    """Per-sample success of a regression goal, from values at the start and the end.
-
-    ``+D`` asks for a change of D: within ``tol`` of it, in either direction (overshooting
-    is not what was asked). ``VALUE`` asks for the value within ``tol``; ``keep`` for a
-    change of at most ``tol``; ``max``/``min`` for any change the right way.
-    """
-    change = after - before
-    if spec.kind == "max":
-        return change > 0
-    if spec.kind == "min":
-        return change < 0
-    if spec.kind == "keep":
-        return np.abs(change) <= tol
-    if spec.kind == "change":
-        return np.abs(change - spec.value) <= tol  # type: ignore[operator]
-    return np.abs(after - spec.value) <= tol  # type: ignore[operator]
 
 
 def success_curve(
@@ -165,11 +148,13 @@ def assess(
     model = ctx.model
     n = len(result.stop_step)
     guided = cfg.method != "data_space" and cfg.guide
-    m: dict[str, float | int | str | None] = {"n": n, "method": cfg.method, "start": cfg.start}
+    m: dict[str, Any] = {"n": n, "method": cfg.method, "goals": list(cfg.goals),
+                         "start": cfg.start}  # fmt: skip
     # Which oracles steered or stopped the samples, and which graded them: never the same
     # learned model in both roles.
     m["in_loop_oracles"] = ctx.oracle.describe if guided else "none"
     m["certified_by"] = ctx.grader.describe
+    m["reference_data"] = ctx.reference_data
     # Confident: no oracle doubts which class the start is. Where two independent judges
     # read a drawing differently, "keep the digit" has no single answer to check against.
     confident = first.confidence >= CONFIDENT
@@ -278,10 +263,10 @@ def assess(
     assert result.attempts is not None
     m["retried"] = int((result.attempts > 1).sum())
     # Objective evaluations per sample (for gradient methods one forward and backward pass).
-    m["model_calls_per_sample"] = float(result.model_calls.float().mean())
+    m["model_calls"] = float(result.model_calls.float().mean())
     # Frames read by the in-loop oracles per sample (0 without a guide).
-    m["oracle_calls_per_sample"] = float(result.oracle_calls.float().mean())
-    m["wall_seconds"] = float(result.wall_seconds)
+    m["oracle_calls"] = float(result.oracle_calls.float().mean())
+    m["wall_s"] = float(result.wall_seconds)
     # NaN (e.g. no confident start) is not JSON; null is.
     metrics = {
         k: (None if v != v else round(v, 6)) if isinstance(v, float) else v for k, v in m.items()

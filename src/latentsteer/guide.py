@@ -51,6 +51,7 @@ from latentsteer.goalspec import GoalSpec
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import BoundGoal
 from latentsteer.readout import Readout
+from latentsteer.rules import goal_rule, target
 from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
@@ -279,9 +280,8 @@ class Guide:
             measured0 = self.start.report.measures[head.column].to_numpy()[rows]
             accept &= np.isfinite(measured)
             if spec.kind in ("max", "min"):
-                sign = 1.0 if spec.kind == "max" else -1.0
-                gain = sign * (measured - measured0)
-                accept &= gain > 0
+                gain, moved = goal_rule(spec, measured0, measured, tol)
+                accept &= moved
                 value += (
                     spec.weight
                     * np.nan_to_num(gain)
@@ -290,13 +290,9 @@ class Guide:
                 drift = np.abs((p - pred0[spec.prop].numpy()) - (measured - measured0))
                 broken |= ~(np.nan_to_num(drift, nan=np.inf) <= self.trust * tol)
                 continue
-            if spec.kind == "keep":
-                want = measured0
-            elif spec.kind == "change":
-                want = measured0 + float(spec.value)  # type: ignore[arg-type]
-            else:
-                want = np.full(m, float(spec.value))  # type: ignore[arg-type]
-            holds = np.abs(measured - want) <= (1 - self.margin) * tol
+            # A band goal must hold inside the tolerance less its margin (the shared rule).
+            want = target(spec, measured0)
+            holds = goal_rule(spec, measured0, measured, (1 - self.margin) * tol)[1]
             accept &= holds
             if spec.kind == "keep":
                 broken |= ~holds

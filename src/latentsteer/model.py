@@ -2,7 +2,9 @@
 
 The domain (:mod:`latentsteer.domain`) supplies the encoder, the decoder and the
 reconstruction likelihood; everything else here is shared: the heads, the code, the
-prior, the target scaling, validation of codes, and the model folder.
+prior, the target scaling, validation of codes, and writing the model folder. A model is
+given its domain object; turning a domain's name into that object (a model folder's
+``config.json`` names one) is the registry's, one layer up in :mod:`latentsteer.loading`.
 
 The heads read the latent code ``z``. During training each head's loss is averaged over
 two codes: the *sampled* code ``z = mu + sigma * eps`` and the posterior mean ``mu``.
@@ -21,15 +23,15 @@ units.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentsteer.modelio import read_model_folder, write_model_folder
-from latentsteer.registry import get_domain
+from latentsteer import registry
+from latentsteer.modelio import write_model_folder
 
 if TYPE_CHECKING:
     from latentsteer.domain import Domain
@@ -43,13 +45,15 @@ class HeadSpec:
 
     name: str  # how predict() and objectives refer to it
     kind: Literal["class", "regression"] = "regression"  # classifier or regressor
-    column: str = "thickness"  # the Parquet label column it learns from
+    column: str = ""  # the Parquet label column it learns from; "" = the one named `name`
     classes: int = 10  # number of classes, for kind "class"
     weight: float = 1.0  # loss weight of this head
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise ValueError(f"head name must be an identifier; got {self.name!r}")
+        if not self.column:
+            object.__setattr__(self, "column", self.name)  # frozen: set once, here
         if self.kind not in ("class", "regression"):
             raise ValueError(
                 f"head {self.name}: kind must be class or regression; got {self.kind!r}"
@@ -60,15 +64,6 @@ class HeadSpec:
             raise ValueError(f"head {self.name}: weight must be >= 0; got {self.weight}")
 
 
-def default_heads() -> tuple[HeadSpec, ...]:
-    return (
-        HeadSpec("digit", "class", "digit", classes=10, weight=60.0),
-        HeadSpec("thickness", "regression", "thickness", weight=20.0),
-        HeadSpec("slant", "regression", "slant", weight=5.0),
-        HeadSpec("width", "regression", "width", weight=5.0),
-    )
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture (mirrors ``params.yaml: model``)."""
@@ -77,13 +72,15 @@ class ModelConfig:
     channels: int = 32  # conv channels of the first layer (image domains); the second: twice
     hidden: int = 256  # width of the dense layer next to the code (encoder and decoder)
     head_hidden: int = 128  # width of each head's hidden layer
-    heads: tuple[HeadSpec, ...] = field(default_factory=default_heads)
-    # The kind of data (latentsteer.registry): it builds the encoder and decoder from the
-    # sizes above. Folders written before domains existed hold MNIST models.
-    domain: str = "mnist"
+    # The property heads; a domain's own defaults live with it (the MNIST domain's
+    # `default_heads()`), and params.yaml lists them.
+    heads: tuple[HeadSpec, ...] = ()
+    # The kind of data, by its name in latentsteer.registry: that domain builds the encoder
+    # and decoder from the sizes above. The registry's default when a config names none.
+    domain: str = registry.DEFAULT
 
     def __post_init__(self) -> None:
-        get_domain(self.domain)  # a known domain, or one line listing them
+        registry.check_name(self.domain)  # a known domain, or one line listing them
         for key in ("latent_dim", "channels", "hidden", "head_hidden"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -114,18 +111,22 @@ class VAEOutput:
 class MultiHeadVAE(nn.Module):
     """VAE with property heads. See the module docstring for design choices."""
 
-    def __init__(self, config: ModelConfig | None = None, domain: Domain | None = None) -> None:
+    def __init__(self, config: ModelConfig, domain: Domain) -> None:
         """Build an untrained model.
 
         Args:
             config: architecture and heads.
-            domain: the domain as this model's data configure it (molecules: with the
-                vocabulary); by default the registry's, by ``config.domain``.
+            domain: the domain ``config.domain`` names, as this model's data configure it
+                (molecules: with the vocabulary); ``registry.get_domain(config.domain)``
+                when they need none.
+
+        Raises:
+            ValueError: ``domain`` is not the one ``config`` names.
         """
         super().__init__()
-        self.config = cfg = config or ModelConfig()
+        self.config = cfg = config
         d = cfg.latent_dim
-        self.domain = domain if domain is not None else get_domain(cfg.domain)
+        self.domain = domain
         if self.domain.name != cfg.domain:
             raise ValueError(f"a {self.domain.name} domain cannot build a {cfg.domain} model")
         # Encoder first, then decoder, then heads: the order weights are drawn in.
@@ -258,10 +259,12 @@ class MultiHeadVAE(nn.Module):
         return torch.randn(n, self.latent_dim, generator=g).to(self.device)
 
 
-# ---------------------------------------------------------------------- save / load
+# ---------------------------------------------------------------------- save
 
 
 def model_config_from_dict(data: dict) -> ModelConfig:
+    """A model config from its ``config.json`` entry (:func:`latentsteer.loading.load_model`
+    reads folders)."""
     heads = tuple(HeadSpec(**h) for h in data.get("heads", []))
     rest = {k: v for k, v in data.items() if k != "heads"}
     return ModelConfig(**rest, heads=heads)
@@ -275,24 +278,6 @@ def save_model(
         path, FORMAT, asdict(model.config), model.state_dict(), metrics,
         extra=model.domain.config_entries(),
     )  # fmt: skip
-
-
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> MultiHeadVAE:
-    """Rebuild a saved :class:`MultiHeadVAE` from its folder (weights-only loading).
-
-    Raises:
-        LatentsteerError: missing files, a foreign or damaged checkpoint, or weights that do
-            not fit the config — one line saying which.
-    """
-    return read_model_folder(
-        path, FORMAT, lambda cfg, meta: build_model(model_config_from_dict(cfg), meta), device
-    )
-
-
-def build_model(config: ModelConfig, entries: dict) -> MultiHeadVAE:
-    """An untrained model of ``config``, its domain configured by a folder's ``config.json``
-    ``entries`` (molecules: the vocabulary)."""
-    return MultiHeadVAE(config, get_domain(config.domain).configured(entries))
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,10 @@ def readout(model: MultiHeadVAE, kind: Literal["code", "cycle", "mixed"] = "code
 
 
 def cycle_code(model: MultiHeadVAE, z: torch.Tensor) -> torch.Tensor:
-    """``(n, d)`` the encoder's code (posterior mean) of the image ``z`` decodes to."""
-    mu, _ = model.posterior(torch.sigmoid(model.decode_logits(z)))
+    """``(n, d)`` the encoder's code (posterior mean) of the sample ``z`` decodes to.
+
+    The domain turns the decoder's logits into that sample (``Domain.to_samples``,
+    differentiable; MNIST: the sigmoid of each pixel's logit), so the gradient runs through it.
+    """
+    mu, _ = model.posterior(model.domain.to_samples(model.decode_logits(z)))
     return mu

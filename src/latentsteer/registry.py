@@ -21,6 +21,9 @@ from latentsteer.modelio import read_model_entry
 BUILT_IN = {
     "mnist": "latentsteer.domains.mnist.domain:MNIST",
 }
+# The domain of a model config that names none: folders written before domains existed, and
+# params whose `model` section has no `domain`, hold MNIST models.
+DEFAULT = "mnist"
 
 _registered: dict[str, Domain] = {}
 
@@ -50,6 +53,21 @@ def names() -> list[str]:
     return sorted({*_declared(), *_registered})
 
 
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown domain {name!r}; known: {', '.join(names())}")
+
+
+def check_name(name: str) -> str:
+    """``name`` when a domain of that name is known (without importing it).
+
+    Raises:
+        ValueError: no such domain (one line listing the known ones).
+    """
+    if name not in _registered and name not in _declared():
+        raise _unknown(name)
+    return name
+
+
 def get_domain(name: str) -> Domain:
     """The domain called ``name``.
 
@@ -59,7 +77,7 @@ def get_domain(name: str) -> Domain:
     if name not in _registered:
         declared = _declared()
         if name not in declared:
-            raise ValueError(f"unknown domain {name!r}; known: {', '.join(names())}")
+            raise _unknown(name)
         module, attr = declared[name].split(":")
         _registered[name] = getattr(importlib.import_module(module), attr)
     return _registered[name]
@@ -73,7 +91,7 @@ def domain_of(model_dir: str | os.PathLike[str]) -> Domain:
         LatentsteerError: not a model folder, or a domain this installation does not know.
     """
     config = read_model_entry(model_dir, "model")
-    name = config.get("domain", "mnist") if isinstance(config, dict) else "mnist"
+    name = config.get("domain", DEFAULT) if isinstance(config, dict) else DEFAULT
     try:
         return get_domain(name)
     except ValueError as err:
@@ -81,8 +99,8 @@ def domain_of(model_dir: str | os.PathLike[str]) -> Domain:
 
 
 def domain_for_file(path: str | os.PathLike[str]) -> Domain:
-    """The domain whose sample files end like ``path`` (``file_suffixes``); MNIST, whose
-    samples may also be a folder of PNGs, when none does.
+    """The domain whose sample files end like ``path`` (``file_suffixes``); the default
+    domain (MNIST, whose samples may also be a folder of PNGs) when none does.
 
     Raises:
         ValueError: the suffix is claimed by more than one domain (one line: pass a domain).
@@ -92,4 +110,4 @@ def domain_for_file(path: str | os.PathLike[str]) -> Domain:
     if len(found) > 1:
         listed = ", ".join(d.name for d in found)
         raise ValueError(f"{suffix} files belong to several domains ({listed}); pass --domain")
-    return found[0] if found else get_domain("mnist")
+    return found[0] if found else get_domain(DEFAULT)

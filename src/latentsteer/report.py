@@ -234,8 +234,8 @@ def table(entries: list[Entry]) -> pd.DataFrame:
                     "realism_matched_ratio": m.get("realism_matched_ratio"),
                     "realism_ratio": m.get("realism_ratio"),
                     "diversity_ratio": m.get("diversity_ratio"),
-                    "model_calls_per_sample": m["model_calls_per_sample"],
-                    "wall_seconds": m["wall_seconds"],
+                    "model_calls": m["model_calls"],
+                    "wall_s": m["wall_s"],
                 }
             )
     return pd.DataFrame(rows)
@@ -269,8 +269,8 @@ def findings(entries: list[Entry]) -> list[str]:
 
         ours = latent[0]
         best = max(free, key=rate)
-        ours_calls = ours.metrics["model_calls_per_sample"]
-        best_calls = best.metrics["model_calls_per_sample"]
+        ours_calls = ours.metrics["model_calls"]
+        best_calls = best.metrics["model_calls"]
         where = f", on the {min(len(e.success) for e in group)} shared starts" if shared else ""
         verdict = "matches or beats" if rate(ours) >= rate(best) - 0.005 else "falls short of"
         text = (
@@ -380,8 +380,8 @@ COLUMNS = {
     "predicted_minus_measured": "predicted − measured",
     "realism_matched_ratio": "realism (matched)",
     "diversity_ratio": "diversity",
-    "model_calls_per_sample": "model calls",
-    "wall_seconds": "wall s",
+    "model_calls": "model calls",
+    "wall_s": "wall s",
 }
 
 
@@ -399,7 +399,7 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
             return f"{v:+.2f}"
         if col in ("realism_matched_ratio", "diversity_ratio"):
             return f"{v:.2f}×"
-        if col in ("model_calls_per_sample", "wall_seconds"):
+        if col in ("model_calls", "wall_s"):
             return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
         return str(v)
 

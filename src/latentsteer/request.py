@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from latentsteer.atomic import check_writable
 from latentsteer.context import Context
 from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.optimize_config import OptimizeConfig
+from latentsteer.outcome import SteerOutcome
 from latentsteer.registry import domain_of
 from latentsteer.results import write_results
-from latentsteer.runner import Outcome, run_experiment
+from latentsteer.runner import run_experiment
 
 
 def steer(
@@ -32,7 +34,7 @@ def steer(
     device: str = "auto",
     workers: int | None = None,
     **settings: Any,
-) -> Outcome | Any:
+) -> SteerOutcome:
     """Steer samples towards ``goals`` and certify them.
 
     Args:
@@ -50,23 +52,27 @@ def steer(
             grades with the guide judge, and the metrics say so —, ``data``, ``labels``),
             and any field of :class:`ExperimentConfig` (``steps``, ``guide``, ...).
 
-    A model whose domain steers its own way hands the request to it: a molecule model
-    returns a :class:`~latentsteer.domains.molecules.steering.MoleculeOutcome` (settings:
-    ``similarity``, ``bounds``, ``budget``, ``method``, ...; start: a ``.smi`` file or
-    ``random:N``; ``out`` gets ``molecules.csv``, ``metrics.json`` and ``grid.png``).
+    A model whose domain takes settings of its own (``Domain.steerer``) hands the request
+    to it: a molecule model's settings are ``similarity``, ``bounds``, ``budget`` (oracle
+    calls per start), ``method``, ``labels``, ...; its start a ``.smi`` file or
+    ``random:N``; ``out`` gets ``molecules.csv``, ``metrics.json`` and ``grid.png``.
 
     Returns:
-        The :class:`Outcome`: ``outcome.metrics`` has oracle success next to the heads', and
-        ``outcome.per_sample["success"]`` says which samples the oracles certified.
+        A :class:`~latentsteer.outcome.SteerOutcome` of any domain: ``outcome.metrics`` has
+        the common keys (oracle success next to the heads'), and
+        ``outcome.per_sample["success"]`` says which starts the oracles certified (MNIST:
+        a :class:`~latentsteer.runner.Outcome`; molecules: a
+        :class:`~latentsteer.domains.molecules.steering.MoleculeOutcome`).
 
     Raises:
         ValueError: a bad goal, start or setting (one line naming it).
         LatentsteerError: a missing or damaged model folder or source.
     """
+    check_writable(out)  # before any model is read: a folder we cannot write fails now
     sources: dict[str, Any] = {}
     if context is None:
         domain = domain_of(model)
-        if (steerer := getattr(domain, "steerer", None)) is not None:
+        if (steerer := domain.steerer) is not None:
             # A domain with a steering protocol of its own (molecules) takes the request.
             import importlib
 

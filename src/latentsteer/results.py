@@ -106,4 +106,4 @@ def summary_line(m: dict) -> str:
         line += f", in-loop oracles' {pct('guide_success_rate')}"
     if m.get("unverified_goals"):
         line += f"; unverified goals: {m['unverified_goals']}"
-    return line + f"; realism x{m['realism_ratio']:.2f}, {m['wall_seconds']:.1f} s"
+    return line + f"; realism x{m['realism_ratio']:.2f}, {m['wall_s']:.1f} s"

@@ -90,7 +90,7 @@ def steer_start(
     else:
         result = blackbox_search(
             model, start.z.to(model.device), goals, search_strategy(cfg, start.z),
-            budget=cfg.budget, safeguards=[g for g in guards if g.weight],
+            budget=cfg.model_budget, safeguards=[g for g in guards if g.weight],
             penalty_weight=cfg.penalty, readout=cfg.readout,
             stop_when_satisfied=cfg.stop_when_satisfied, guide=guide,
             check_every=cfg.check_every, guide_patience=cfg.guide_patience,

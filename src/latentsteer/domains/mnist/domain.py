@@ -15,9 +15,20 @@ from torch import nn
 from latentsteer.domain import Domain, Start
 from latentsteer.domains.mnist.augment import random_shift
 from latentsteer.domains.mnist.tolerances import TOLERANCE
-from latentsteer.model import ModelConfig, MultiHeadVAE, bernoulli_nll
+from latentsteer.model import HeadSpec, ModelConfig, MultiHeadVAE, bernoulli_nll
 
 SIDE = 28  # pixels per side
+
+
+def default_heads() -> tuple[HeadSpec, ...]:
+    """The heads of the pipeline's MNIST model (``params.yaml: model.heads`` lists the same):
+    the digit class and three Morpho-MNIST measures, each learned from its label column."""
+    return (
+        HeadSpec("digit", "class", "digit", classes=10, weight=60.0),
+        HeadSpec("thickness", "regression", "thickness", weight=20.0),
+        HeadSpec("slant", "regression", "slant", weight=5.0),
+        HeadSpec("width", "regression", "width", weight=5.0),
+    )
 
 
 class ImageEncoder(nn.Sequential):

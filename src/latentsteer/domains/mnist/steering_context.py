@@ -26,7 +26,8 @@ from latentsteer.domains.mnist.labelled import read_labels
 from latentsteer.domains.mnist.morphometry import MorphometryConfig
 from latentsteer.domains.mnist.oracle import DigitOracle
 from latentsteer.errors import LatentsteerError
-from latentsteer.model import MultiHeadVAE, load_model
+from latentsteer.loading import load_model
+from latentsteer.model import MultiHeadVAE
 from latentsteer.optimize_config import OptimizeConfig
 
 FORMAT = "latentsteer.steering_context/1"
@@ -82,6 +83,8 @@ def load_context(
         model, DigitOracle(judge, measure_config, "judge"), reference,
         np.asarray(test_labels[-cfg.reference :]), thickness.to_numpy(), codes, data_root,
         cfg.workers, features, certifier=graded,
+        reference_data=f"MNIST test split and training codes from {data_root}, labels "
+        f"from {labels_root}",
     )  # fmt: skip
 
 

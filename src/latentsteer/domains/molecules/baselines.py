@@ -29,8 +29,9 @@ import torch
 
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
-from latentsteer.domains.molecules.task import MoleculeTask, judge
+from latentsteer.domains.molecules.task import MoleculeTask
 from latentsteer.model import MultiHeadVAE
+from latentsteer.verdicts import judge
 
 #: Value given to a dissimilar proposal: below any similar one, and higher the closer it is,
 #: so a search that strays can find its way back.
@@ -71,7 +72,7 @@ def latent_search(
         starts: the starts' canonical SMILES.
         grade: start index → a function of ``(measured values, similarities)`` giving
             :class:`~.task.Verdicts`.
-        kind: ``random``, ``cmaes`` or ``bayesopt``.
+        kind: ``random_search``, ``cmaes`` or ``bayesopt``.
 
     Returns:
         ``(n,)`` model calls (decodes) per start.
@@ -88,7 +89,7 @@ def latent_search(
         from latentsteer.cmaes import CMAES
         from latentsteer.random_search import RandomSearch
 
-        make = {"random": RandomSearch, "cmaes": CMAES}[kind]
+        make = {"random_search": RandomSearch, "cmaes": CMAES}[kind]
         strategy = make(codes.cpu(), task.sigma, task.population, task.seed)
     start_fps = fingerprints(starts)
     n = len(starts)

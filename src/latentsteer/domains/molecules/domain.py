@@ -50,17 +50,21 @@ class MoleculeDomain(Domain):
     start_help = "random:N, or a .smi file (one SMILES per line)"
     # Steering molecules is its own protocol (candidates checked by RDKit under a similarity
     # constraint): `latentsteer steer` and latentsteer.steer() hand it to this function
-    # instead of the shared experiment runner (docs/domains.md).
+    # instead of the shared experiment runner (docs/howto/add-a-domain.md).
     steerer = "latentsteer.domains.molecules.request:steer_molecules_request"
     methods = METHODS
 
-    def __init__(self, vocabulary: Vocabulary | None = None) -> None:
+    def __init__(self, vocabulary: Vocabulary | None = None, labels: str | None = None) -> None:
         self.vocabulary = vocabulary
         self.sample_shape = (vocabulary.length,) if vocabulary is not None else ()
+        # Where the model's training molecules' labels lie, relative to its folder (recorded
+        # by training): steering reads them from there, never from the working directory.
+        self.labels = labels
 
-    def with_vocabulary(self, vocabulary: Vocabulary) -> MoleculeDomain:
-        """This domain for a model of ``vocabulary`` (training builds one from its data)."""
-        return MoleculeDomain(vocabulary)
+    def with_vocabulary(self, vocabulary: Vocabulary, labels: str | None = None) -> MoleculeDomain:
+        """This domain for a model of ``vocabulary`` (training builds one from its data),
+        trained on the labels folder ``labels`` (a path relative to the model folder)."""
+        return MoleculeDomain(vocabulary, labels)
 
     def _vocab(self) -> Vocabulary:
         if self.vocabulary is None:
@@ -69,10 +73,15 @@ class MoleculeDomain(Domain):
 
     # ---------------------------------------------------------------- model folders
     def config_entries(self) -> dict[str, object]:
-        return {"vocabulary": self._vocab().to_json()}
+        entries: dict[str, object] = {"vocabulary": self._vocab().to_json()}
+        if self.labels is not None:
+            entries["labels"] = self.labels
+        return entries
 
     def configured(self, entries: Mapping[str, object]) -> MoleculeDomain:
-        return MoleculeDomain(Vocabulary.from_json(entries.get("vocabulary")))
+        labels = entries.get("labels")
+        return MoleculeDomain(Vocabulary.from_json(entries.get("vocabulary")),
+                              labels if isinstance(labels, str) else None)  # fmt: skip
 
     # ---------------------------------------------------------------- networks
     def networks(self, config: ModelConfig) -> tuple[nn.Module, nn.Module]:

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from latentsteer.domains.molecules.properties import COLUMNS
+from latentsteer.domains.molecules.task import DEFAULT_BUDGET
 from latentsteer.domains.molecules.vocabulary import Vocabulary
 
-BASELINES = ("random", "cmaes", "bayesopt", "ga", "dataset")
+BASELINES = ("random_search", "cmaes", "bayesopt", "ga", "dataset")
 
 
 @dataclass
@@ -62,11 +63,12 @@ class MoleculeExperimentConfig:
     starts: dict = field(default_factory=dict)
     similarity: float | list[float] = 0.4
     bounds: dict[str, list[float | None]] = field(default_factory=dict)
-    method: str = "ascent"
+    method: str = "latent"
+    guide: bool = True
     baselines: list[str] = field(default_factory=list)
     baseline_similarity: list[float] | None = None
     baseline_starts: int | None = None
-    budget: int = 50
+    budget: int = DEFAULT_BUDGET  # oracle calls per start, as MoleculeTask's
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,8 +76,11 @@ class MoleculeExperimentConfig:
             else None  # fmt: skip
         if self.start_config is None:
             raise ValueError(f"starts must be a mapping; got {self.starts!r}")
-        if self.method not in ("ascent", "unguarded"):
-            raise ValueError(f"method must be ascent or unguarded; got {self.method!r}")
+        if self.method != "latent":
+            raise ValueError(f"method must be latent (the baselines go under baselines:); "
+                             f"got {self.method!r}")  # fmt: skip
+        if not isinstance(self.guide, bool):
+            raise ValueError(f"guide must be true or false; got {self.guide!r}")
         for b in self.baselines:
             if b not in BASELINES:
                 raise ValueError(f"unknown baseline {b!r}; accepted: {', '.join(BASELINES)}")

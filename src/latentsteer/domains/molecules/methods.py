@@ -1,9 +1,10 @@
-"""The ways to steer a molecule (``MoleculeTask.method``; the first is the default).
+"""The ways to steer a molecule (``MoleculeTask.method``; the first is the default), named
+from the engine's one vocabulary (:mod:`latentsteer.methods`).
 
-``ascent``: the model's heads propose, RDKit checks (:mod:`.proposals`); ``random``,
-``cmaes``, ``bayesopt``: searches of the model's codes; ``ga``: a genetic algorithm on
-molecules with no model; ``dataset``: the best training molecule within the threshold;
-``unguarded``: plain ascent with no checks, the counter-example.
+``latent``: the model's heads propose, RDKit checks (:mod:`.proposals`); with ``guide:
+false`` the plain ascent with no checks, the counter-example; ``random_search``, ``cmaes``,
+``bayesopt``: searches of the model's codes; ``ga``: a genetic algorithm on molecules with no
+model; ``dataset``: the best training molecule within the threshold.
 """
 
-METHODS = ("ascent", "random", "cmaes", "bayesopt", "ga", "dataset", "unguarded")
+METHODS = ("latent", "random_search", "cmaes", "bayesopt", "ga", "dataset")

@@ -10,7 +10,7 @@ The training labels are never read here: RDKit measures the molecules the heads 
 and each is charged to the budget, so the comparison with the ``dataset`` baseline (which
 reads every label for free) stays fair.
 
-Measured on the default experiments in ``docs/molecules.md``.
+Measured on the default experiments in ``docs/decisions/0003-nearest-training-candidates.md``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ as float32 like every domain's samples and turned into indices by the embedding.
 decoder returns ``(B, L, V)`` logits over the ``V`` tokens at each position.
 
 Candidates, compared at equal CPU time in ``benchmarks/bench_molecule_vae.py`` (the numbers
-are in ``docs/molecules.md``):
+are in ``docs/benchmarks.md``):
 
 * :class:`ConvEncoder` — 1-D convolutions over token embeddings, then dense layers. Cheap:
   every position is computed at once.

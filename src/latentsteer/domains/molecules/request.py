@@ -17,12 +17,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from latentsteer.atomic import check_writable
 from latentsteer.domains.molecules.task import MoleculeTask
 from latentsteer.errors import LatentsteerError
 
 #: Settings a user may give besides goals and starts (the fields of MoleculeTask).
 SETTINGS = tuple(f.name for f in dataclasses.fields(MoleculeTask) if f.name != "goals")
-LABELS = "data/molecules/labels"
+
+
+def labels_folder(
+    model: str | os.PathLike[str], recorded: str | None, given: str | os.PathLike[str] | None
+) -> Path | None:
+    """The training molecules' labels folder a request reads: ``given``, else the folder the
+    model recorded at training (relative to the model folder), when it exists; ``None``
+    without either: then nothing but the model and the starts is read.
+
+    Raises:
+        ValueError: ``given`` is not a folder.
+    """
+    if given is not None:
+        if not Path(given).is_dir():
+            raise ValueError(f"labels {given}: not a folder of the training molecules' labels")
+        return Path(given)
+    if recorded is not None and (Path(model) / recorded).is_dir():
+        return Path(model) / recorded
+    return None
 
 
 def steer_molecules_request(
@@ -33,12 +52,17 @@ def steer_molecules_request(
     out: str | os.PathLike[str] | None = None,
     device: str = "auto",
     workers: int | None = None,
+    labels: str | os.PathLike[str] | None = None,
     **settings: Any,
 ):  # noqa: ANN201 (a MoleculeOutcome; imported lazily)
     """Steer the molecules ``start`` names towards ``goals`` (see the module docstring).
 
     Args:
         start: a ``.smi`` file (one SMILES per line), or ``random:N`` prior draws.
+        labels: the training molecules' labels folder (the pipeline's
+            ``data/molecules/labels``); by default the one the model recorded at training,
+            when it exists. With it the nearest training molecules join the ascent's
+            candidates and the heads are put on RDKit's scale; without it neither.
         settings: fields of :class:`~.task.MoleculeTask` (``similarity``, ``bounds``,
             ``budget``, ``method``, ...).
 
@@ -56,7 +80,7 @@ def steer_molecules_request(
         steer_molecules,
         write_outcome,
     )
-    from latentsteer.model import load_model
+    from latentsteer.loading import load_model
 
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
@@ -65,8 +89,9 @@ def steer_molecules_request(
     task = MoleculeTask(goals=list(goals), **settings)
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise LatentsteerError(f"--out {out} is an existing file; give a folder")
+    check_writable(out, whole=True)  # write_outcome replaces the folder from its parent
     vae = load_model(model, resolve_device(device))
-    if task.method in ("ascent", "unguarded"):
+    if task.method == "latent":
         heads = {h.column for h in vae.config.heads}
         for spec in task.specs:
             if spec.prop not in heads:
@@ -85,20 +110,24 @@ def steer_molecules_request(
         raise ValueError(f"bad start {start!r}; accepted: random:N, or a .smi file (one "
                          "SMILES per line)")  # fmt: skip
     starts = read_starts(vae, smiles, names)
+    folder = labels_folder(model, getattr(vae.domain, "labels", None), labels)
+    if task.method == "dataset" and folder is None:
+        raise ValueError("method dataset needs the training molecules: give labels=FOLDER "
+                         "(--labels)")  # fmt: skip
     dataset = None
-    # The dataset baseline needs the training molecules; the ascent uses them where they are
-    # (the pipeline's checkout) to offer each start's nearest ones as candidates.
-    wanted = task.method == "dataset" or (task.method == "ascent" and task.neighbours > 0
-                                          and Path(LABELS).is_dir())  # fmt: skip
-    if wanted:
-        table = read_molecule_labels(LABELS, "train")
+    # The dataset baseline needs the training molecules; the ascent uses them, when given,
+    # to offer each start's nearest ones as candidates.
+    if folder is not None and (task.method == "dataset" or (task.method == "latent"
+                                                            and task.neighbours > 0)):  # fmt: skip
+        table = read_molecule_labels(folder, "train")
         dataset = table[table.valid].reset_index(drop=True)
-    # Where the pipeline's labels are at hand, the heads' readings are put on RDKit's scale
-    # by the validation molecules (calibration.py); elsewhere the raw heads rank.
-    calibration = calibration_from_labels(vae, LABELS) if Path(LABELS).is_dir() else None
+    # With the labels at hand, the heads' readings are put on RDKit's scale by the
+    # validation molecules (calibration.py); without them the raw heads rank.
+    calibration = calibration_from_labels(vae, folder) if folder is not None else None
+    reference = "none" if folder is None else f"training and validation molecules of {folder}"
     outcome = steer_molecules(vae, starts, task, property_spreads(vae, task.properties),
-                              dataset=dataset, workers=workers,
-                              calibration=calibration)  # fmt: skip
+                              dataset=dataset, workers=workers, calibration=calibration,
+                              reference=reference)  # fmt: skip
     if out is not None:
         write_outcome(outcome, out)
     return outcome

@@ -3,16 +3,17 @@
 :func:`steer_molecules` runs a :class:`~.task.MoleculeTask` on :class:`MoleculeStarts`:
 
 * the method decides which molecules to ask RDKit about for each start, within the task's
-  oracle budget (:mod:`.oracle_calls`): latent ascent ranks the candidates it proposes
-  (:mod:`.proposals`) by the heads' reading, the baselines propose their own way
-  (:mod:`.baselines`);
-* every method's result is the best *acceptable* molecule it asked about, by the task's
-  rules (:mod:`.task`), or the start itself when there is none;
+  oracle budget (the engine's :mod:`latentsteer.budget`): latent ascent proposes in rounds
+  (:mod:`.proposals`, the engine's :mod:`latentsteer.rounds` ranking them by the heads'
+  reading), the baselines propose their own way (:mod:`.baselines`);
+* every method's result is the best *acceptable* molecule it asked about, by the engine's
+  rules (:mod:`latentsteer.verdicts`), or the start itself when there is none;
 * each result is then measured again by RDKit from its written SMILES, and graded next to
   the heads' reading of it (their success, and the gap between the two).
 
-``unguarded`` is the counter-example: the plain ascent from the encoder's code, its last
-decoded molecule returned whatever it is; the heads' claims sit next to RDKit's measures.
+``guide=False`` (the unguarded ascent) is the counter-example: the plain ascent from the
+encoder's code, its last decoded molecule returned whatever it is; the heads' claims sit next
+to RDKit's measures.
 """
 
 from __future__ import annotations
@@ -34,10 +35,22 @@ from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
 from latentsteer.domains.molecules.proposals import Proposals, invert, propose, read_rows
 from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
-from latentsteer.domains.molecules.task import MoleculeTask, Verdicts, describe, judge, judge_table
+from latentsteer.domains.molecules.task import MoleculeTask, describe
 from latentsteer.model import MultiHeadVAE
+from latentsteer.rounds import Offer, select_measured, spend_in_rounds
+from latentsteer.verdicts import Verdicts, judge, judge_table
 
 CERTIFIED_BY = "RDKit, recomputed from each result's SMILES"
+
+
+def in_loop_oracles(task: MoleculeTask) -> str:
+    """What a method consults while it steers: RDKit within the budget, the training
+    molecules' RDKit labels (``dataset``), or nothing (the unguarded ascent)."""
+    if not task.guide:
+        return "none"
+    if task.method == "dataset":
+        return "RDKit labels of the training molecules"
+    return f"RDKit, counted (at most {task.budget} molecules a start)"
 
 
 @dataclass
@@ -118,6 +131,21 @@ class MoleculeOutcome:
     paths: list[list[str]] = field(default_factory=list)
     verdicts: Verdicts | None = None
 
+    @property
+    def per_sample(self) -> dict[str, np.ndarray]:
+        """``(n,)`` per start, as every domain's outcome gives them
+        (:class:`latentsteer.outcome.SteerOutcome`): ``success`` (RDKit's verdict),
+        ``predicted_success`` (the heads'; False where they cannot read the result),
+        ``oracle_calls``, ``model_calls`` and ``changed``."""
+        t = self.table
+        return {
+            "success": t.success.to_numpy(dtype=bool),
+            "predicted_success": t.heads_success.fillna(False).to_numpy(dtype=bool),
+            "oracle_calls": t.oracle_calls.to_numpy(),
+            "model_calls": t.model_calls.to_numpy(),
+            "changed": t.changed.to_numpy(dtype=bool),
+        }
+
     def first(self, k: int, dataset: pd.DataFrame | None = None) -> MoleculeOutcome:
         """The outcome of the first ``k`` starts alone, summarised afresh.
 
@@ -138,8 +166,8 @@ class MoleculeOutcome:
         k = min(k, n)
         verdicts = Verdicts(*(getattr(self.verdicts, f.name)[:k] for f in fields(Verdicts)))
         table = self.table.head(k).reset_index(drop=True)
-        wall = self.metrics["wall_seconds"] * k / n
-        metrics = summarise(self.task, table, verdicts, wall)
+        wall = self.metrics["wall_s"] * k / n
+        metrics = summarise(self.task, table, verdicts, wall, self.metrics["reference_data"])
         # Means over all the run's starts (neighbours offered, starts reconstructed) do not
         # carry; the constant does, and what the table alone gives is computed again.
         metrics["heads_calibrated_on"] = self.metrics.get("heads_calibrated_on", 0)
@@ -160,6 +188,7 @@ def steer_molecules(
     workers: int | None = None,
     proposals: Proposals | None = None,
     calibration: HeadCalibration | None = None,
+    reference: str = "none",
 ) -> MoleculeOutcome:
     """Run ``task`` from every start with ``task.method`` (see the module docstring).
 
@@ -177,7 +206,9 @@ def steer_molecules(
             once); their inverted codes also start ``random`` and ``cmaes``.
         calibration: puts the heads' readings on RDKit's scale (:mod:`.calibration`)
             wherever they are read as values: ranking the ascent's candidates and the
-            heads' verdict on every result. ``unguarded`` reports the raw heads.
+            heads' verdict on every result. The unguarded ascent reports the raw heads.
+        reference: the data read besides the starts (the labels folder of ``dataset``
+            and ``calibration``), named in the metrics.
 
     Raises:
         ValueError: a goal on a property the heads do not predict (ascent methods), or the
@@ -201,12 +232,13 @@ def steer_molecules(
     heads_of: dict[str, dict[str, float]] = {}  # result SMILES -> the heads' reading
     results: list[str] = []
     paths: list[list[str]] = [[] for _ in range(n)]
-    if task.method == "unguarded":
+    ascent, unguarded = task.method == "latent" and task.guide, not task.guide
+    if unguarded:
         goals = task_goals(model, task)
-    if task.method == "ascent":
+    if ascent:
         first = proposals or propose_for(model, starts.tokens, task)
         row_of: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
-        props = first
+        opening = first
         start_reads = _calibrated(first.start_predicted, calibration)  # once, not per round
         if dataset is not None and task.neighbours:
             if dataset_fps is None:
@@ -214,30 +246,33 @@ def steer_molecules(
             near = nearest_training(model, starts.smiles, fingerprints(starts.smiles),
                                     dataset, dataset_fps, task.neighbours,
                                     task.similarity)  # fmt: skip
-            props = with_neighbours(first, near)
+            opening = with_neighbours(first, near)
             extra["neighbours"] = float(np.mean([len(m) for m in near[0]]))
-        for r in range(task.rounds):
-            if r > 0:  # propose again from each start's best acceptable molecule so far
+
+        def offers(r: int) -> list[Offer]:
+            """Round ``r``'s candidates, read by the heads: the opening proposals, then
+            proposals again from each start's best acceptable molecule so far."""
+            props = opening
+            if r > 0:
                 seeds = torch.stack([_best_row(i, starts, oracle, grade, row_of) for i in range(n)])
                 props = propose_for(model, seeds, task, task.seed + r, starts.smiles)
-                model_calls += props.model_calls
-            requests = {}
+                np.add(model_calls, props.model_calls, out=model_calls)
+            out = []
             for i in range(n):
                 cands = props.smiles[i]
                 same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
                 predicted = _calibrated(_with_columns(props.predicted[i], task.properties),
                                         calibration)  # fmt: skip
-                pv = judge(task, predicted, start_reads.iloc[i], props.similarity[i],
-                           same, spread, tol)  # fmt: skip
-                ranked = [cands[k] for k in _ranked(pv) if cands[k] not in oracle.asked[i]]
-                # an equal share of what is left for each remaining round
-                requests[i] = ranked[: -(-oracle.left(i) // (task.rounds - r))]
+                out.append(Offer(cands, judge(task, predicted, start_reads.iloc[i],
+                                              props.similarity[i], same, spread, tol)))  # fmt: skip
                 heads_of.update(zip(cands, predicted.to_dict("records"), strict=True))
                 row_of[i].update(zip(cands, props.rows[i], strict=True))
-            oracle.measure_many(requests)
+            return out
+
+        spend_in_rounds(offers, oracle, task.rounds)
         model_calls += first.model_calls
         extra["reconstructed"] = float(first.reconstructed.mean())
-    elif task.method == "unguarded":
+    elif unguarded:
         with torch.no_grad():
             z0 = model.encode(starts.tokens)
         from latentsteer.ascent import StopRule, ascend
@@ -255,7 +290,7 @@ def steer_molecules(
             heads_of[s] = _with_columns(claimed.iloc[[i]], task.properties).iloc[0].to_dict()
         results = [s or starts.smiles[i] for i, s in enumerate(decoded)]
         model_calls[:] = task.steps + 1
-    elif task.method in ("random", "cmaes", "bayesopt"):
+    elif task.method in ("random_search", "cmaes", "bayesopt"):
         codes = (
             proposals.codes
             if proposals is not None
@@ -276,36 +311,41 @@ def steer_molecules(
         extra["dataset_molecules"] = len(dataset)
 
     if not results:  # the best acceptable molecule each method asked about
-        # Where the method recorded the heads' reading of its candidates (the ascent), the
-        # result is, among RDKit's equally good ones, one the heads also call a success:
-        # the model's claim then matches what RDKit measured (RDKit's verdict never changes).
-        heads_start = (_heads_reading(model, starts.smiles, {}, task.properties, calibration)
-                       if heads_of else None)  # fmt: skip
-        for i in range(n):
-            asked = list(oracle.asked[i])
-            measured = oracle.lookup(asked)
-            sims = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
-            verdict = grade(i)(measured, sims)
-            agree = None
-            if heads_start is not None:  # graded as `_certify` grades the result by the heads
+        similarity: dict[int, np.ndarray] = {}
+
+        def sims(i: int, asked: list[str]) -> np.ndarray:
+            if i not in similarity:
+                similarity[i] = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
+            return similarity[i]
+
+        agree = None
+        if heads_of:
+            # Where the method recorded the heads' reading of its candidates (the ascent),
+            # they are graded as `_certify` grades the result by the heads.
+            heads_start = _heads_reading(model, starts.smiles, {}, task.properties, calibration)
+
+            def agree(i: int, asked: list[str]) -> np.ndarray:
                 read = _heads_reading(model, asked, heads_of, task.properties, calibration)
-                agree = grade(i, heads_start)(read, sims).success
-            best = verdict.best(agree)
-            results.append(starts.smiles[i] if best is None else asked[best])
-            paths[i] = _improving(asked, verdict)
-    cal = None if task.method == "unguarded" else calibration
+                return grade(i, heads_start)(read, sims(i, asked)).success
+
+        chosen = select_measured(
+            oracle, lambda i, asked: grade(i)(oracle.lookup(asked), sims(i, asked)), agree
+        )
+        results = [starts.smiles[i] if b is None else b for i, b in enumerate(chosen.best)]
+        paths = chosen.paths
+    cal = None if unguarded else calibration
     table, verdicts = _certify(model, starts, task, results, heads_of, spread, tol, cal)
     table["oracle_calls"] = oracle.calls
     table["model_calls"] = model_calls
     wall = time.perf_counter() - began
-    if proposals is not None and task.method == "ascent":
+    if proposals is not None and ascent:
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
-    metrics = summarise(task, table, verdicts, wall)
+    metrics = summarise(task, table, verdicts, wall, reference)
     metrics.update(extra)
     # how many held-out molecules set the heads' scale (0: the raw heads)
     metrics["heads_calibrated_on"] = 0 if cal is None else cal.molecules
     metrics.update(_from_training(table, dataset))
-    if task.method == "unguarded":
+    if unguarded:
         for p in task.properties:
             if f"predicted_{p}" in table:
                 metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
@@ -364,23 +404,6 @@ def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for c in columns:
         if c not in out:
             out[c] = np.nan
-    return out
-
-
-def _ranked(verdict: Verdicts) -> np.ndarray:
-    """Indices of the similar candidates, most promising first (rules met, then score)."""
-    idx = np.flatnonzero(verdict.similar)
-    met = verdict.goals[idx].sum(1) + verdict.bounds[idx]
-    return idx[np.lexsort((-verdict.score[idx], -met))]
-
-
-def _improving(asked: list[str], verdict: Verdicts) -> list[str]:
-    """The acceptable molecules that raised the best score so far, in the order asked."""
-    out, best = [], -np.inf
-    for k in np.flatnonzero(verdict.acceptable):
-        if verdict.score[k] > best:
-            out.append(asked[k])
-            best = verdict.score[k]
     return out
 
 
@@ -449,41 +472,51 @@ def _certify(
     readable = heads_now[props].notna().any(axis=1).to_numpy()
     table["heads_success"] = pd.array(np.where(readable, heads.success, False), dtype="boolean")
     table.loc[~readable, "heads_success"] = pd.NA
-    if task.method == "unguarded":
+    if not task.guide:
         for p in props:
             table[f"predicted_{p}"] = heads_now[p].to_numpy()
     return table, verdicts
 
 
 def summarise(
-    task: MoleculeTask, table: pd.DataFrame, verdicts: Verdicts, wall: float
-) -> dict[str, Any]:
-    """The metrics of one outcome (``metrics.json``)."""
+    task: MoleculeTask, table: pd.DataFrame, verdicts: Verdicts, wall: float,
+    reference: str = "none",
+) -> dict[str, Any]:  # fmt: skip
+    """The metrics of one outcome (``metrics.json``: the common keys of
+    :mod:`latentsteer.metrics_schema`, then the molecule domain's own).
+
+    Args:
+        reference: the data the run read besides its starts (the training molecules'
+            labels folder), or ``"none"``.
+    """
     changed = table.changed.to_numpy(dtype=bool)
     readable = table.heads_success.notna().to_numpy()
     success = table.success.to_numpy(dtype=bool)
+    heads_rate = (float(table.heads_success[readable].astype(bool).mean())
+                  if readable.any() else None)  # fmt: skip
     out: dict[str, Any] = {
-        "task": describe(task),
+        "n": len(table),
         "method": task.method,
         "goals": list(task.goals),
-        "similarity_threshold": task.similarity,
-        "starts": len(table),
-        "budget": task.budget,
+        "success_rate": float(success.mean()),
+        "predicted_success_rate": heads_rate,
+        # signed, heads − RDKit, over the results the heads can read
+        "success_gap": None if heads_rate is None else heads_rate - float(success[readable].mean()),
+        "oracle_calls": float(table.oracle_calls.mean()),
+        "model_calls": float(table.model_calls.mean()),
+        "wall_s": round(wall, 2),
+        "in_loop_oracles": in_loop_oracles(task),
         "certified_by": CERTIFIED_BY,
-        "success": float(success.mean()),
-        "heads_success": float(table.heads_success[readable].astype(bool).mean())
-        if readable.any() else None,
+        "reference_data": reference,
+        "task": describe(task),
+        "similarity_threshold": task.similarity,
+        "budget": task.budget,
         "heads_read": float(readable.mean()),
-        "success_gap": float(abs(table.heads_success[readable].astype(bool).mean()
-                                 - success[readable].mean())) if readable.any() else None,
         "changed": float(changed.mean()),
         "similarity": float(table.similarity[changed].mean()) if changed.any() else None,
         "valid": float(table.qed[changed].notna().mean()) if changed.any() else None,
         "unique": float(table.smiles[changed].nunique() / changed.sum()) if changed.any() else None,
-        "oracle_calls": float(table.oracle_calls.mean()),
         "oracle_calls_max": int(table.oracle_calls.max()),
-        "model_calls": float(table.model_calls.mean()),
-        "wall_seconds": round(wall, 2),
     }  # fmt: skip
     for spec in task.specs:
         if spec.kind == "keep":

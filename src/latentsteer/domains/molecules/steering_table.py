@@ -43,13 +43,15 @@ def steering_table(experiments: Mapping[str, Mapping[str, Mapping[str, Any]]]) -
             moved = [k for k in m if k.startswith("improvement_") and not k.endswith("_sd")]
             gains = [f"{k.removeprefix('improvement_')} {m[k]:+.2f} ± {m[k + '_sd']:.2f}"
                      for k in moved]  # fmt: skip
-            method = m["method"] + (f" (first {m['starts']})" if "_first" in label else "")
+            method = m["method"] + ("" if m["in_loop_oracles"] != "none" else " (unguarded)")
+            method += f" (first {m['n']})" if "_first" in label else ""
             sim = "" if m["similarity"] is None else f"{m['similarity']:.2f}"
-            cells = [name, f"{m['similarity_threshold']:g}", method, str(m["starts"]),
-                     _pct(m["success"]), _pct(m["heads_success"]), "; ".join(gains), sim,
+            cells = [name, f"{m['similarity_threshold']:g}", method, str(m["n"]),
+                     _pct(m["success_rate"]), _pct(m["predicted_success_rate"]),
+                     "; ".join(gains), sim,
                      _pct(m["valid"]), _pct(m["unique"]), _pct(m.get("from_training")),
                      f"{m['oracle_calls']:.1f}",
-                     f"{m['model_calls']:.0f}", f"{m['wall_seconds']:.0f}"]  # fmt: skip
+                     f"{m['model_calls']:.0f}", f"{m['wall_s']:.0f}"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     for task, delta, system, gain, success in PUBLISHED:
         cells = [f"{task} (ZINC250k, published)", f"{delta:g}", system, "800" if gain else "",

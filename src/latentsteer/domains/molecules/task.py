@@ -1,26 +1,11 @@
-"""What a molecule steering request asks, and the rules that say whether a result got it.
+"""What a molecule steering request asks: goals on RDKit properties (the goal syntax of
+:mod:`latentsteer.goalspec`), optional bounds a result must lie in, and a Tanimoto similarity
+threshold δ to its start, with the settings of the method that serves it.
 
-A task is goals on RDKit properties (the goal syntax of :mod:`latentsteer.goalspec`: ``max``,
-``min``, ``keep``, a target ``VALUE`` or a change ``+D``/``-D``), optional bounds a result
-must lie in, and a Tanimoto similarity threshold δ to its start. The same rules grade a
-candidate by RDKit's measures (the oracle) and by the heads' predictions (to compare them):
-
-=================  ================================================================
-``prop=max|min``    the value moved that way (any amount; JT-VAE's convention)
-``prop=V``          within the property's tolerance of ``V``
-``prop=+D|-D``      the change is within the tolerance of ``D``
-``prop=keep``       the value moved by at most the tolerance
-bound ``[lo, hi]``  ``lo <= value <= hi`` (either side may be open)
-similarity          Tanimoto(start, result) ≥ δ, and the result is another molecule
-=================  ================================================================
-
-Tolerances are the domain's, per property, in its units (``TOLERANCE`` of the domain).
-
-Among acceptable candidates (similar enough, every ``keep`` held, better than the start) a
-method returns the one that meets most rules, then the highest :func:`score`: the weighted
-sum of each goal's progress in units of that property's spread over the training molecules
-(so QED and logP weigh alike). With none acceptable the result is the start itself, an
-improvement of 0.
+The rules that say whether a result got it are the engine's, shared with every domain:
+:mod:`latentsteer.rules` for the goals, :mod:`latentsteer.verdicts` for the bounds, the
+similarity to the start and the choice among measured candidates. Tolerances are the
+domain's, per property, in its units.
 """
 
 from __future__ import annotations
@@ -29,12 +14,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-import pandas as pd
-
 from latentsteer.domains.molecules.methods import METHODS
 from latentsteer.domains.molecules.properties import COLUMNS
-from latentsteer.goalspec import GoalSpec, parse_goal
+from latentsteer.goalspec import check_goal_set, parse_goal
+
+#: Oracle calls per start unless a request or experiment says otherwise (one default for
+#: the library, the CLI and the pipeline).
+DEFAULT_BUDGET = 100
 
 
 @dataclass
@@ -46,21 +32,21 @@ class MoleculeTask:
         similarity: δ, the least Tanimoto similarity of a result to its start.
         bounds: property → ``[lo, hi]`` a result must lie in (``None``: open side).
         budget: oracle calls (distinct molecules RDKit measures) per start and method.
-        method: ``ascent`` (default: the model's heads propose, RDKit checks, see
-            :mod:`.proposals`), a baseline (``random``, ``cmaes``, ``bayesopt``, ``ga``,
-            ``dataset``) or
-            ``unguarded`` (plain ascent, last decoded molecule, no checks: the
-            counter-example).
+        method: ``latent`` (default: the model's heads propose, RDKit checks, see
+            :mod:`.proposals`) or a baseline (``random_search``, ``cmaes``, ``bayesopt``,
+            ``ga``, ``dataset``).
+        guide: ``False`` with ``latent`` is the counter-example: plain ascent, the last
+            decoded molecule returned, no checks (as ``guide: false`` on MNIST).
         seed: seeds every random choice.
-        rounds: proposal rounds of ``ascent``: each later round proposes again from every
+        rounds: proposal rounds of ``latent``: each later round proposes again from every
             start's best acceptable molecule so far (as RDKit measured it), with what is
             left of the budget.
-        steps, replicas, lr, token_samples, temperature, invert_steps, noise, edits: how ``ascent``
+        steps, replicas, lr, token_samples, temperature, invert_steps, noise, edits: how ``latent``
             proposes (:func:`~.proposals.propose`); the defaults are the measured ones.
-        neighbours: ``ascent`` also offers the heads, in its first round, this many
+        neighbours: ``latent`` also offers the heads, in its first round, this many
             training molecules most similar to each start (within δ; :mod:`.neighbours`),
             when the training molecules are at hand; 0 = off.
-        sigma, population: proposal spread and size of ``random`` and ``cmaes``
+        sigma, population: proposal spread and size of ``random_search`` and ``cmaes``
             (``population``: also the codes ``bayesopt`` proposes per round).
         box, init: ``bayesopt``'s box around each starting code (half-width per dimension,
             in code units) and the codes it measures before its first GP.
@@ -69,8 +55,9 @@ class MoleculeTask:
     goals: list[str]
     similarity: float = 0.4
     bounds: dict[str, list[float | None]] = field(default_factory=dict)
-    budget: int = 100
-    method: str = "ascent"
+    budget: int = DEFAULT_BUDGET
+    method: str = "latent"
+    guide: bool = True
     seed: int = 0
     rounds: int = 2
     steps: int = 40
@@ -93,6 +80,7 @@ class MoleculeTask:
         if isinstance(self.goals, str) or not self.goals:
             raise ValueError("goals must be a non-empty list of goal strings")
         self.specs = [parse_goal(g) for g in self.goals]
+        check_goal_set(self.specs)
         for spec in self.specs:
             _check_property(spec.prop, f"goal {spec.text!r}")
         if not any(s.kind != "keep" for s in self.specs):
@@ -116,6 +104,11 @@ class MoleculeTask:
                                  f"got {pair!r}")  # fmt: skip
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; accepted: {', '.join(METHODS)}")
+        if not isinstance(self.guide, bool):
+            raise ValueError(f"guide must be true or false; got {self.guide!r}")
+        if not self.guide and self.method != "latent":
+            raise ValueError(f"guide: false is the unguarded latent ascent; method "
+                             f"{self.method} has no unguarded form")  # fmt: skip
         for key in (
             "budget",
             "rounds",
@@ -150,116 +143,6 @@ class MoleculeTask:
 def _check_property(prop: str, where: str) -> None:
     if prop not in COLUMNS:
         raise ValueError(f"{where}: unknown property {prop!r}; accepted: {', '.join(COLUMNS)}")
-
-
-@dataclass
-class Verdicts:
-    """How candidates fare against one start, by one set of values (measured or predicted).
-
-    Attributes:
-        score: ``(m,)`` weighted progress over the start (see the module docstring).
-        goals: ``(m, g)`` each goal's rule, goal by goal.
-        bounds: ``(m,)`` every bound held.
-        similar: ``(m,)`` similarity ≥ δ and another molecule than the start.
-        acceptable: ``(m,)`` similar, every ``keep`` held and a score above 0.
-        success: ``(m,)`` every rule held.
-    """
-
-    score: np.ndarray
-    goals: np.ndarray
-    bounds: np.ndarray
-    similar: np.ndarray
-    acceptable: np.ndarray
-    success: np.ndarray
-
-    def best(self, agree: np.ndarray | None = None) -> int | None:
-        """The candidate a method returns: acceptable, most rules met, then (given ``agree
-        (m,)``, where the heads' own verdict is success) one the heads also call a success,
-        then highest score."""
-        idx = np.flatnonzero(self.acceptable)
-        if len(idx) == 0:
-            return None
-        met = self.goals[idx].sum(1) + self.bounds[idx]
-        sure = np.zeros(len(idx)) if agree is None else np.asarray(agree, dtype=float)[idx]
-        return int(idx[np.lexsort((-self.score[idx], -sure, -met))[0]])
-
-
-def judge(
-    task: MoleculeTask,
-    values: pd.DataFrame,
-    start: Mapping[str, float],
-    similarity: np.ndarray,
-    same: np.ndarray,
-    spread: Mapping[str, float],
-    tolerance: Mapping[str, float],
-) -> Verdicts:
-    """Grade ``m`` candidates of one start.
-
-    Args:
-        values: ``m`` rows with a column per property of ``task.properties`` (NaN: not a
-            molecule, fails every rule).
-        start: the start's value of each of those properties, by the same reader.
-        similarity: ``(m,)`` Tanimoto similarity of each candidate to the start.
-        same: ``(m,)`` the candidate is the start molecule itself.
-        spread: property → its standard deviation over the training molecules.
-        tolerance: property → what counts as "got it", in its units.
-    """
-    m = len(values)
-    score = np.zeros(m)
-    rules = np.ones((m, len(task.specs)), dtype=bool)
-    keep = np.ones(m, dtype=bool)
-    for j, spec in enumerate(task.specs):
-        v = values[spec.prop].to_numpy(dtype=float)
-        v0, tol, sd = float(start[spec.prop]), tolerance[spec.prop], spread[spec.prop]
-        progress, rules[:, j] = _rule(spec, v, v0, tol)
-        if spec.kind == "keep":
-            keep &= rules[:, j]
-        else:
-            score += spec.weight * progress / sd
-    inside = np.ones(m, dtype=bool)
-    for prop, (lo, hi) in task.bounds.items():
-        v = values[prop].to_numpy(dtype=float)
-        inside &= (
-            np.isfinite(v)
-            & (v >= (-np.inf if lo is None else lo))
-            & (v <= (np.inf if hi is None else hi))
-        )
-    score = np.where(np.isfinite(score), score, -np.inf)
-    similar = (similarity >= task.similarity) & ~same
-    return Verdicts(
-        score, rules, inside, similar, similar & keep & (score > 0),
-        similar & rules.all(1) & inside,
-    )  # fmt: skip
-
-
-def _rule(spec: GoalSpec, v: np.ndarray, v0: float, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(progress, met)`` of one goal: progress in the property's units, higher better."""
-    with np.errstate(invalid="ignore"):
-        if spec.kind == "max":
-            return v - v0, v > v0
-        if spec.kind == "min":
-            return v0 - v, v < v0
-        if spec.kind == "keep":
-            return -np.abs(v - v0), np.abs(v - v0) <= tol
-        target = v0 + spec.value if spec.kind == "change" else spec.value  # type: ignore[operator]
-        # progress: how much closer to the target than the start was
-        return abs(v0 - target) - np.abs(v - target), np.abs(v - target) <= tol
-
-
-def judge_table(
-    task: MoleculeTask, values: pd.DataFrame, starts: pd.DataFrame, similarity: np.ndarray,
-    same: np.ndarray, spread: Mapping[str, float], tolerance: Mapping[str, float],
-) -> Verdicts:  # fmt: skip
-    """:func:`judge` of one result per start, row by row (``starts``: the starts' values)."""
-    parts = [
-        judge(task, values.iloc[[i]], starts.iloc[i], similarity[[i]], same[[i]], spread,
-              tolerance)
-        for i in range(len(values))
-    ]  # fmt: skip
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)  # noqa: E731
-    goals = np.concatenate([p.goals for p in parts]) if parts else np.zeros((0, len(task.specs)))
-    return Verdicts(cat("score"), goals, cat("bounds"), cat("similar"), cat("acceptable"),
-                    cat("success"))  # fmt: skip
 
 
 def describe(task: MoleculeTask) -> str:
