@@ -9,7 +9,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
-from latentsteer.goalspec import check_goal_set, parse_goal
+from latentsteer.goalspec import SYNTAX, check_goal_set, parse_goal
 from latentsteer.methods import EngineMethod
 from latentsteer.model import MultiHeadVAE
 from latentsteer.tolerances import goal_tolerance, tolerance
@@ -77,7 +77,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if not self.goals:
-            raise ValueError("goals must list at least one goal, e.g. [thickness=max]")
+            raise ValueError(f"goals must list at least one goal; {SYNTAX}")
         self.specs = [parse_goal(g) for g in self.goals]
         check_goal_set(self.specs)
         # params.yaml is checked against the hints when read (config.section); a config built
@@ -106,7 +106,7 @@ class ExperimentConfig:
                 raise ValueError(f"{key} must be between 0 and 1; got {getattr(self, key)!r}")
         if not isinstance(self.oracle_tol, dict):
             raise ValueError(
-                f"oracle_tol must map properties to tolerances, e.g. {{thickness: 0.5}}; "
+                f"oracle_tol must map properties to tolerances, e.g. {{prop: 0.5}}; "
                 f"got {self.oracle_tol!r}"
             )
         for prop in self.oracle_tol:

@@ -126,7 +126,7 @@ def assess(
     first: OracleReport,
     last: OracleReport,
     keep_reference: np.ndarray | None = None,
-    guide_digit: np.ndarray | None = None,
+    guide_class: np.ndarray | None = None,
     guide_first: np.ndarray | None = None,
 ) -> tuple[dict[str, float | int | str | None], dict[str, np.ndarray]]:
     """Metrics of a finished run, every success figure from the certifying oracles.
@@ -137,7 +137,7 @@ def assess(
         guide_first: ``(n, k)`` the guide judge's probabilities for the start samples: a
             start is *confident* when both judges read it as the same class with at least
             ``CONFIDENT`` (with one judge, when ``None``).
-        guide_digit: ``(n,)`` the guide judge's reading of the final samples, for
+        guide_class: ``(n,)`` the guide judge's reading of the final samples, for
             ``guide_success_rate`` (what the in-loop oracles believed).
 
     Returns:
@@ -156,7 +156,7 @@ def assess(
     m["certified_by"] = ctx.grader.describe
     m["reference_data"] = ctx.reference_data
     # Confident: no oracle doubts which class the start is. Where two independent judges
-    # read a drawing differently, "keep the digit" has no single answer to check against.
+    # read a drawing differently, "keep the class" has no single answer to check against.
     confident = first.confidence >= CONFIDENT
     if guide_first is not None:
         confident &= (guide_first.max(1) >= CONFIDENT) & (guide_first.argmax(1) == first.label)
@@ -198,13 +198,13 @@ def assess(
                 ref = start.labels if start.labels is not None else measured0
                 m[f"{key}_judge_start_correct"] = float((measured0 == ref).mean())
             m[f"{key}_judge_confidence_end"] = float(last.confidence.mean())
-            if guide_digit is not None and head.column == ctx.oracle.class_column:
+            if guide_class is not None and head.column == ctx.oracle.class_column:
                 if spec.kind == "keep":
                     want = keep_reference if keep_reference is not None else (
                         start.labels if start.labels is not None else measured0)  # fmt: skip
                 else:
                     want = int(spec.value)  # type: ignore[arg-type]
-                ok_guide &= guide_digit == want
+                ok_guide &= guide_class == want
         if good is None:
             unverified.append(spec.text)
             m[f"success_{key}"] = None  # no oracle reads it: unverified, not a success

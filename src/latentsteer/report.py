@@ -153,14 +153,14 @@ def seed_spread(group: list[Entry]) -> dict[str, float | int | None]:
     """Mean and worst seed of the headline numbers of one experiment and its replicates.
 
     "Worst" is the lowest oracle success (the highest gap for ``success_gap``); also the
-    same for the first goal's ``_within_tol`` share and the digit kept on confident starts
-    where the experiment reports them.
+    same for each goal's ``_within_tol`` share and, for each class goal (MNIST: the digit
+    kept), its success on confident starts where the experiment reports them.
     """
     out: dict[str, float | int | None] = {"seeds": len(group)}
+    metrics = group[0].metrics
     keys = list(SEED_METRICS) + [
-        k for k in group[0].metrics
-        if k.endswith("_within_tol") or k == "success_digit_confident"
-    ]  # fmt: skip
+        k for k in metrics if k.endswith("_within_tol") or k in _class_confident_keys(metrics)
+    ]
     for key in keys:
         values = [e.metrics.get(key) for e in group]
         if any(v is None for v in values):
@@ -169,6 +169,17 @@ def seed_spread(group: list[Entry]) -> dict[str, float | int | None]:
         out[f"{key}_seed_mean"] = float(np.mean(values))
         out[f"{key}_worst_seed"] = float(max(values) if key == "success_gap" else min(values))
     return out
+
+
+# grading writes `<key>_judge_confidence_end` for each class goal (the judge's confidence in
+# the class it reads at the end) and `success_<key>_confident` for each verified goal.
+JUDGED = "_judge_confidence_end"
+
+
+def _class_confident_keys(metrics: dict[str, Any]) -> set[str]:
+    """``success_<key>_confident`` for each class goal ``<key>`` (e.g. ``digit``) of
+    ``metrics``: that goal's oracle success on the starts no judge doubts."""
+    return {f"success_{k[: -len(JUDGED)]}_confident" for k in metrics if k.endswith(JUDGED)}
 
 
 def _start_family(e: Entry) -> tuple[str, int] | None:
@@ -385,8 +396,30 @@ COLUMNS = {
 }
 
 
-def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> str:
-    """``reports/optimize.md``: the table, the findings, and what each column means."""
+@dataclass(frozen=True)
+class Wording:
+    """How the report's text names a domain's oracles, units and samples; a domain's report
+    stage passes its own (the defaults name none).
+
+    Attributes:
+        oracles: what measures and judges the samples (MNIST: ``Morpho-MNIST measures of
+            the decoded image, the certifier's digit``).
+        change_unit: the unit of the first measured goal's change, in the column legend,
+            with its leading space (MNIST: `` (px for thickness)``); empty for none.
+        realism_reference: the real samples the matched realism score compares with (MNIST:
+            ``real digits of the same class and thickness``).
+    """
+
+    oracles: str = "the domain's measures of the decoded sample, the certifier's class"
+    change_unit: str = " (in the property's units)"
+    realism_reference: str = "real samples of the same class"
+
+
+def markdown(
+    frame: pd.DataFrame, claims: list[str], links: dict[str, str], wording: Wording = Wording()
+) -> str:
+    """``reports/optimize.md``: the table, the findings, and what each column means, worded
+    by ``wording``."""
 
     def cell(col: str, v: Any) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -407,9 +440,9 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
     lines = [
         "# Steering results: task × method",
         "",
-        "Every success figure is measured by the oracles (Morpho-MNIST measures of the decoded "
-        "image, the certifier's digit: a judge the steering loop never saw). Written by the "
-        "`report` stage from `results/*/metrics.json`; do not edit by hand.",
+        f"Every success figure is measured by the oracles ({wording.oracles}: a judge the "
+        "steering loop never saw). Written by the `report` stage from "
+        "`results/*/metrics.json`; do not edit by hand.",
         "",
         "## Findings",
         "",
@@ -435,10 +468,10 @@ def markdown(frame: pd.DataFrame, claims: list[str], links: dict[str, str]) -> s
         "property's tolerance of what was asked; *seeds: mean, worst* — oracle success over "
         "the experiment and its replicates (other starts); *on shared "
         "starts* — oracle success on the starts every method of the task ran from; *measured "
-        "change* — mean measured change of the first measured goal (px for thickness); "
+        f"change* — mean measured change of the first measured goal{wording.change_unit}; "
         "*predicted − measured* — the heads' final value minus the measured one; *realism "
-        "(matched)* — Fréchet distance in the certifier's features to real digits of the same "
-        "class and thickness, at a fixed 100 samples, end over start; *diversity* — mean "
+        f"(matched)* — Fréchet distance in the certifier's features to "
+        f"{wording.realism_reference}, at a fixed 100 samples, end over start; *diversity* — mean "
         "pairwise feature distance, "
         "end over start; *model calls* — objective evaluations per sample (a gradient step "
         "is one forward and one backward pass).",

@@ -1,8 +1,9 @@
 """The library's one-call entry point: goals and a start in, oracle-certified samples out.
 
 ``latentsteer.steer(goals=[...], start=...)`` does what ``latentsteer steer --goal ...
---start ...`` does: it loads the model and what its domain's context reads (the pipeline's
-folders by default), runs one experiment with the defaults of
+--start ...`` does: it loads the model and what its domain's context reads (given by name, or
+the pipeline's folders in the checkout that holds the model folder: never the working
+directory), runs one experiment with the defaults of
 :class:`~latentsteer.experiment.ExperimentConfig` (closed loop on, see
 :mod:`latentsteer.guide`) and certifies every sample with oracles the loop never saw.
 Anything else an experiment entry accepts may be passed as a keyword.
@@ -10,18 +11,52 @@ Anything else an experiment entry accepts may be passed as a keyword.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from latentsteer.atomic import check_writable
 from latentsteer.context import Context
+from latentsteer.errors import LatentsteerError
 from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.outcome import SteerOutcome
 from latentsteer.registry import domain_of
 from latentsteer.results import write_results
 from latentsteer.runner import run_experiment
+
+
+def checkout_of(path: str | Path) -> Path | None:
+    """The pipeline checkout holding ``path``: the nearest folder at or above it with a
+    ``dvc.yaml``, or ``None``."""
+    here = Path(path).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return None
+
+
+def source_paths(
+    model: str | Path, defaults: Mapping[str, str | None], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The sources a steering context reads: those ``given``, else the domain's pipeline
+    defaults in the checkout that holds the ``model`` folder, never the working directory.
+
+    Raises:
+        LatentsteerError: a default is needed but ``model`` lies in no pipeline checkout
+            (one line naming the options to give).
+    """
+    out: dict[str, Any] = dict(given)
+    missing = [k for k, v in defaults.items() if k not in given and v is not None]
+    if missing:
+        root = checkout_of(model)
+        if root is None:
+            flags = ", ".join(f"--{k}" for k in missing)
+            raise LatentsteerError(f"{model} lies in no pipeline checkout (no dvc.yaml above "
+                                   f"it), so give its sources: {flags}")  # fmt: skip
+        out.update({k: str(root / defaults[k]) for k in missing})  # type: ignore[operator]
+    out.update({k: None for k, v in defaults.items() if k not in given and v is None})
+    return out
 
 
 def steer(
@@ -69,7 +104,7 @@ def steer(
         LatentsteerError: a missing or damaged model folder or source.
     """
     check_writable(out)  # before any model is read: a folder we cannot write fails now
-    sources: dict[str, Any] = {}
+    given: dict[str, Any] = {}
     if context is None:
         domain = domain_of(model)
         if (steerer := domain.steerer) is not None:
@@ -80,9 +115,10 @@ def steer(
             run = getattr(importlib.import_module(module), attr)
             return run(goals, start, model=model, out=out, device=device, workers=workers,
                        **settings)  # fmt: skip
-        sources = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
+        given = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
     cfg = ExperimentConfig(goals=list(goals), start=start, **settings)
     if context is None:
+        sources = source_paths(model, domain.sources, given)
         shared = OptimizeConfig(device=device, workers=workers)
         context = domain.load_context(model, shared, sources)
     outcome = run_experiment(cfg, context)

@@ -115,13 +115,13 @@ def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) 
     one = ctx.grader.read(flat, workers=ctx.workers)  # one pool for every frame
     n = images.shape[1]
     reports = [one.rows(i * n, (i + 1) * n) for i in range(len(frames))]
-    guide_first, guide_digit = None, None  # what the in-loop judge read (none: no judge)
+    guide_first, guide_class = None, None  # what the in-loop judge read (none: no judge)
     if ctx.oracle.class_column is not None:
         guide_first = ctx.oracle.probabilities(images[0]).cpu().numpy()  # (n, k)
-        guide_digit = ctx.oracle.probabilities(images[-1]).argmax(1).cpu().numpy()  # (n,)
+        guide_class = ctx.oracle.probabilities(images[-1]).argmax(1).cpu().numpy()  # (n,)
     metrics, per_sample = assess(
         cfg, ctx, start, result, images[0], images[-1], reports[0], reports[-1],
-        keep_reference=keep_reference, guide_digit=guide_digit, guide_first=guide_first,
+        keep_reference=keep_reference, guide_class=guide_class, guide_first=guide_first,
     )  # fmt: skip
     curve = success_curve(cfg, model, start, result, frames, reports, keep_reference)
     return Outcome(cfg, start, result, frames, images, reports, metrics, per_sample, curve)
