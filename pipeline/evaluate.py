@@ -39,6 +39,7 @@ def main(params: dict[str, Any]) -> None:
     from latentsteer.plots import save_confusion, save_scatter
     from latentsteer.tracking import data_hash
 
+    span = tracking.Span.begin()  # the run spans the work, not just the logging
     labels_cfg = dict(params.get("labels") or {})
     labels_cfg.pop("workers", None)  # the labels stage's processes: not part of the definition
     measure_cfg = section({"labels": labels_cfg}, "labels", MorphometryConfig)
@@ -77,9 +78,12 @@ def main(params: dict[str, Any]) -> None:
     save_grid(latent_traversal(model, start, list(range(model.latent_dim))),
               FIGURES / "latent_traversal.png")  # fmt: skip
     write_json(m, REPORT)
+    span.end()
 
     tags = {"data_hash": data_hash("data/raw", "data/labels")}
-    with tracking.start_run("evaluate", stage="evaluate", tags=tags, domain="mnist") as run:
+    with tracking.start_run(
+        "evaluate", stage="evaluate", tags=tags, domain="mnist", span=span
+    ) as run:
         run.log_metrics(m)
         run.log_artifacts(FIGURES, "figures")
         run.log_artifact(REPORT)

@@ -24,9 +24,16 @@ from latentsteer.stamp import stamped_page
 
 RESULTS, REPORTS, PLOTS = Path("results"), Path("reports"), Path("reports/plots")
 CONTEXT = Path("models/steering_context.npz")
+# How the report names MNIST's oracles, units and samples (the engine's report names none).
+WORDING = report.Wording(
+    oracles="Morpho-MNIST measures of the decoded image, the certifier's digit",
+    change_unit=" (px for thickness)",
+    realism_reference="real digits of the same class and thickness",
+)
 
 
 def main(params: dict[str, Any]) -> None:
+    span = tracking.Span.begin()  # the run spans the work, not just the logging
     experiments = params.get("experiments") or {}
     groups = params.get("groups") or {}
     if not experiments and not groups:
@@ -44,7 +51,7 @@ def main(params: dict[str, Any]) -> None:
 
     PLOTS.mkdir(parents=True, exist_ok=True)
     with atomic_file(REPORTS / "optimize.md") as tmp:
-        tmp.write_text(report.markdown(frame, claims, links))
+        tmp.write_text(report.markdown(frame, claims, links, WORDING))
     with atomic_file("docs/results/mnist.md") as tmp:  # the same page, stamped, for the docs
         tmp.write_text(stamped_page((REPORTS / "optimize.md").read_text(), "report"))
     summary = report.summary(frame)
@@ -64,8 +71,9 @@ def main(params: dict[str, Any]) -> None:
           e.last) for e in shown or entries[:1]],
         PLOTS / "examples.png",
     )  # fmt: skip
+    span.end()
 
-    with tracking.start_run("report", stage="report", domain="mnist") as run:
+    with tracking.start_run("report", stage="report", domain="mnist", span=span) as run:
         run.set_tags({f"run.{name}": ref.run_id for name, ref in latest.items()})
         run.set_tags({"mlflow.note.content": (REPORTS / "optimize.md").read_text()[:5000]})
         run.log_metrics(

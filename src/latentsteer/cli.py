@@ -9,9 +9,26 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from latentsteer.config_flags import given
 from latentsteer.errors import LatentsteerError, run_reporting
+
+if TYPE_CHECKING:
+    from latentsteer.domain import Domain
+
+
+def _known_domains() -> dict[str, Domain]:
+    """Every known domain by name (the help texts list what each one takes)."""
+    from latentsteer.registry import get_domain, names
+
+    return {name: get_domain(name) for name in names()}
+
+
+def _own_steerers() -> list[str]:
+    """The known domains that steer their own way (``Domain.steerer``), whose requests take
+    settings of their own (``--similarity``, ``--bound``, ``--budget``)."""
+    return [name for name, d in _known_domains().items() if d.steerer is not None]
 
 
 def _cmd_measure(args: argparse.Namespace) -> None:
@@ -70,13 +87,13 @@ def _cmd_steer(args: argparse.Namespace) -> None:
     if method is not None and method not in domain.methods:  # the parser took any domain's
         raise LatentsteerError(f"--method {method}: not a method of {domain.name} models; "
                                f"theirs: {', '.join(domain.methods)}")  # fmt: skip
-    if domain.steerer is not None:  # molecules: settings of their own
-        _steer_own(args, domain.name, out)
+    if domain.steerer is not None:  # settings of its own (similarity, bounds, budget)
+        _steer_own(args, domain, out)
         return
     if args.similarity is not None or args.bound or args.budget is not None:
-        raise LatentsteerError(f"--similarity, --bound and --budget apply to molecule models; "
-                               f"{args.model} is {domain.name} (--model-budget caps model "
-                               "calls)")  # fmt: skip
+        raise LatentsteerError(f"--similarity, --bound and --budget apply to "
+                               f"{' or '.join(_own_steerers())} models; {args.model} is "
+                               f"{domain.name} (--model-budget caps model calls)")  # fmt: skip
     sources = {}
     for name in domain.sources:  # the flags given; "none" switches a source off
         value = getattr(args, f"source_{name}", None)
@@ -105,35 +122,35 @@ def parse_bound(text: str) -> tuple[str, list[float | None]]:
     return m.group(1), [lo, hi]
 
 
-#: Flags of `latentsteer steer` a molecule model takes besides --goal, --start and --out.
-MOLECULE_FLAGS = ("method", "guide", "seed", "steps", "lr", "population", "sigma")
-
-
-def _steer_own(args: argparse.Namespace, domain: str, out: Path) -> None:
-    """``latentsteer steer`` on a model whose domain steers its own way (molecules)."""
+def _steer_own(args: argparse.Namespace, domain: Domain, out: Path) -> None:
+    """``latentsteer steer`` on a model whose domain steers its own way (molecules): it
+    takes ``--similarity``, ``--bound``, ``--budget`` and the experiment flags its
+    ``request_flags`` name besides ``--goal``, ``--start`` and ``--out``."""
     from latentsteer.request import steer
 
     settings = given(args, args.config_fields)
-    other = sorted(set(settings) - set(MOLECULE_FLAGS))
+    other = sorted(set(settings) - set(domain.request_flags))
     if other:
         flags = ", ".join("--" + k.replace("_", "-") for k in other)
-        raise LatentsteerError(f"{flags}: not used by {domain} models; their settings: "
-                               f"--similarity, --bound, --budget, "
-                               f"{', '.join('--' + k for k in MOLECULE_FLAGS)}")  # fmt: skip
+        theirs = ", ".join("--" + k.replace("_", "-") for k in domain.request_flags)
+        raise LatentsteerError(f"{flags}: not used by {domain.name} models; their settings: "
+                               f"--similarity, --bound, --budget"
+                               f"{', ' + theirs if theirs else ''}")  # fmt: skip
     if args.similarity is not None:
         settings["similarity"] = args.similarity
     if args.budget is not None:
         settings["budget"] = args.budget
     if args.bound:
         settings["bounds"] = dict(parse_bound(b) for b in args.bound)
-    if getattr(args, "source_labels", None) is not None:  # the training molecules' labels
+    if getattr(args, "source_labels", None) is not None:  # the training samples' labels
         settings["labels"] = args.source_labels
     outcome = steer(args.goal, args.start, model=args.model, out=out, device=args.device,
                     workers=args.workers, **settings)  # fmt: skip
-    m = outcome.metrics
-    print(f"steered {len(outcome.table)} molecules ({m['task']}): RDKit confirms "
-          f"{m['success_rate']:.0%} ({m['oracle_calls']:.0f} RDKit calls a start on average) "
-          f"-> {args.out}/molecules.csv")  # fmt: skip
+    m = outcome.metrics  # the keys every domain's metrics hold (metrics_schema), and `task`
+    rate = "unverified" if m["success_rate"] is None else f"{m['success_rate']:.0%}"
+    print(f"steered {m.get('task') or ', '.join(args.goal)}: {m['n']} starts; oracle success "
+          f"{rate} (certified by {m['certified_by']}), {m['oracle_calls']:.0f} oracle calls a "
+          f"start on average -> {args.out}")  # fmt: skip
 
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
@@ -169,39 +186,47 @@ def build_parser() -> argparse.ArgumentParser:
         description="Latent-space steering of a multi-head VAE, oracle-verified.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    from latentsteer.registry import DEFAULT
+
+    # What each known domain reads, writes and takes, for the help texts.
+    domains = _known_domains()
+    read_by = "; ".join(f"{', '.join(d.file_suffixes)} → {name}"
+                        for name, d in domains.items() if d.file_suffixes)  # fmt: skip
+    suffixes = ", ".join(dict.fromkeys(x for d in domains.values() for x in d.file_suffixes))
+    written = "; ".join(f"{name}: {' or '.join(d.sample_suffixes)}"
+                        for name, d in domains.items())  # fmt: skip
+    starts = "; ".join(f"{name}: {d.start_help}" for name, d in domains.items())
+    own = ", ".join(_own_steerers())  # the domains that take --similarity, --bound, --budget
 
     m = sub.add_parser(
         "measure",
-        help="the domain's oracle measures of your own samples (MNIST: Morpho-MNIST; "
-        "molecules: RDKit)",
+        help="the domain's oracle measures of your own samples",
         description="Measure each sample of a file with the domain's oracle, one row per "
-        "sample in input order. MNIST: area, length, thickness, slant, width and height of "
-        "each image of a .npy/.npz array or a folder of PNGs. Molecules: validity, canonical "
-        "SMILES, SELFIES, QED, logP, SA, penalized logP, weight, TPSA, rings and heavy atoms "
-        "of each line of a .smi file; a line that does not parse keeps its row with "
-        "valid = false and is named on stderr.",
+        "sample in input order. A sample the domain cannot measure (a line that does not "
+        "parse) keeps its row, marked, and is named on stderr.",
     )
     m.add_argument(
         "--domain", default=None,
-        help="the kind of data (default: from the file: .smi → molecules, else mnist)",
+        help=f"the kind of data: {', '.join(domains)} (default: from the file: {read_by}; "
+        f"else {DEFAULT})",
     )  # fmt: skip
-    m.add_argument("input", help=".npy/.npz array (n, H, W), a folder of PNGs, or a .smi file")
+    m.add_argument("input", help=f"a file of samples ({suffixes}), or a folder of PNGs")
     m.add_argument("--out", required=True, help="output table, .csv or .parquet")
     m.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    # Options of MNIST's measures (the domain validates them; others ignore them).
-    m.add_argument("--threshold", type=float, default=0.5, help="MNIST: binarisation level")
-    m.add_argument("--scale", type=int, default=4, help="MNIST: upscaling factor")
-    m.add_argument("--bound-frac", type=float, default=0.02, help="MNIST: mass the box drops")
+    # Options of image measures (the domain validates them; others ignore them).
+    m.add_argument("--threshold", type=float, default=0.5, help="images: binarisation level")
+    m.add_argument("--scale", type=int, default=4, help="images: upscaling factor")
+    m.add_argument("--bound-frac", type=float, default=0.02, help="images: mass the box drops")
     m.set_defaults(func=_cmd_measure)
 
     s = sub.add_parser(
         "sample",
-        help="decode prior draws of a trained model: a PNG grid, or (molecules) a .smi file",
+        help=f"decode prior draws of a trained model into a file of its domain ({written})",
     )
     s.add_argument("--model", default="models/vae", help="model folder (default: models/vae)")
     s.add_argument("-n", type=int, default=64, help="number of samples")
     s.add_argument("--seed", type=int, default=0, help="seed of the prior draws")
-    s.add_argument("--out", required=True, help="output .png, or .smi for a molecule model")
+    s.add_argument("--out", required=True, help=f"output file, by the model's domain ({written})")
     s.set_defaults(func=_cmd_sample)
 
     from latentsteer.config_flags import add_config_flags
@@ -212,19 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
         "steer",
         help="steer codes towards goals and verify the results with the oracles",
         description="Run one steering experiment outside the pipeline. Writes trajectory.npz, "
-        "grid.png, curves.png and metrics.json to --out, as the optimize stages do. The model "
-        "folder names its domain, which reads starts and supplies the oracles. MNIST's oracles "
-        "measure with the Morpho-MNIST settings the model folder records (the calibrate stage "
-        "writes the labels stage's threshold, scale, bound_frac and chunk_size into its "
-        "config.json: the definition the heads were fitted to); a folder that records none is "
-        "measured with the defaults (threshold 0.5, scale 4, bound_frac 0.02, chunk_size 128).",
+        "grid.png, curves.png and metrics.json to --out, as the optimize stages do (a domain "
+        "that steers its own way writes its own files). The model folder names its domain, "
+        "which reads starts and supplies the oracles. The oracles measure with the settings "
+        "the model folder records (the calibrate stage writes the labels stage's settings "
+        "into its config.json: the definition the heads were fitted to); a folder that "
+        "records none is measured with the domain's defaults.",
     )
     t.add_argument("--goal", action="append", required=True,
                    help=f"a goal, repeatable ({SYNTAX})")  # fmt: skip
-    t.add_argument("--start", default="random:256",
-                   help="where to start: random:N, or what the model's domain reads "
-                   "(MNIST: test:A-B, or a .npy/.npz array or a PNG folder; molecules: a "
-                   ".smi file)")  # fmt: skip
+    t.add_argument(
+        "--start",
+        default="random:256",
+        help=f"where to start, as the model's domain reads it ({starts})",
+    )
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument(
         "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
@@ -239,20 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--similarity",
         type=float,
         default=None,
-        help="molecules: the least Tanimoto similarity of a result to its start (default 0.4)",
+        help=f"{own}: the least similarity of a result to its start (default 0.4)",
     )
     t.add_argument(
         "--budget",
         type=int,
         default=None,
-        help="molecules: oracle (RDKit) calls per start, for every method (default 100)",
+        help=f"{own}: oracle calls per start, for every method (default 100)",
     )
     t.add_argument(
         "--bound",
         action="append",
         default=[],
-        help="molecules: a range a result must lie in, repeatable: prop=LO:HI, prop=LO: or "
-        "prop=:HI",
+        help=f"{own}: a range a result's property must lie in, repeatable: prop=LO:HI, "
+        "prop=LO: or prop=:HI",
     )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, default=None, help="processes for the measures")

@@ -140,6 +140,7 @@ class Domain:
         sources: what :meth:`load_context` reads besides the model, name → default path.
         methods: the steering methods its models take (``latentsteer steer --method``);
             the shared engine's by default; the first is the default method.
+        request_flags: the ExperimentConfig flags a domain with its own steerer accepts.
     """
 
     name: str = ""
@@ -160,6 +161,10 @@ class Domain:
     # for a domain whose requests take settings of their own (molecules: similarity to the
     # start, bounds, an oracle budget); None runs the engine's runner on a Context.
     steerer: str | None = None
+    # The ExperimentConfig flags a domain with its own steerer accepts (`latentsteer steer
+    # --seed ...`, besides --goal, --start, --out and its own settings); the CLI refuses the
+    # others for its models. Unused without a steerer (the engine takes them all).
+    request_flags: tuple[str, ...] = ()
     # "module:function(domain, model_dir, settings, sources, cached) -> Context", imported
     # when a context is first loaded: a stage that only builds or trains models then does
     # not depend on the steering engine (dvc.yaml declares what each stage imports).

@@ -53,6 +53,9 @@ class MoleculeDomain(Domain):
     # instead of the shared experiment runner (docs/howto/add-a-domain.md).
     steerer = "latentsteer.domains.molecules.request:steer_molecules_request"
     methods = METHODS
+    # The experiment flags of `latentsteer steer` its requests take besides --goal, --start,
+    # --out, --similarity, --bound and --budget (fields of MoleculeTask).
+    request_flags = ("method", "guide", "seed", "steps", "lr", "population", "sigma")
 
     def __init__(self, vocabulary: Vocabulary | None = None, labels: str | None = None) -> None:
         self.vocabulary = vocabulary
