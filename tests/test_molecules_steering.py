@@ -354,6 +354,36 @@ def test_outputs_are_written_together(model, starts, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] == 3
 
 
+def test_an_outcomes_metrics_are_its_rows_summarised_in_the_common_schema(model, starts):
+    from latentsteer.metrics_schema import check_metrics
+
+    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=6, steps=4, replicas=2,
+                        invert_steps=10)  # fmt: skip
+    out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
+    m, table = out.metrics, out.table
+    check_metrics(m)
+    assert (m["n"], m["method"], m["goals"]) == (3, "latent", ["logp=max"])
+    success = table.success.to_numpy(dtype=bool)
+    readable = table.heads_success.notna().to_numpy()
+    heads = table.heads_success[readable].astype(bool).to_numpy()
+    assert readable.any()  # else the rate is null and the gap has nothing to compare
+    assert m["success_rate"] == pytest.approx(success.mean())
+    assert m["predicted_success_rate"] == pytest.approx(heads.mean())
+    # signed, heads minus RDKit, over the results the heads read
+    assert m["success_gap"] == pytest.approx(heads.mean() - success[readable].mean())
+    assert m["oracle_calls"] == pytest.approx(table.oracle_calls.mean())
+    assert m["model_calls"] == pytest.approx(table.model_calls.mean())
+    # The one result interface of every domain (latentsteer.outcome.SteerOutcome).
+    per = out.per_sample
+    assert per["success"].tolist() == success.tolist()
+    said = zip(table.heads_success, readable, strict=True)
+    assert per["predicted_success"].tolist() == [bool(h) and r for h, r in said]  # unread: False
+    assert per["oracle_calls"].tolist() == table.oracle_calls.tolist()
+    assert per["model_calls"].tolist() == table.model_calls.tolist()
+    assert per["changed"].tolist() == table.changed.tolist()
+    assert all(len(v) == len(table) for v in per.values())
+
+
 def test_the_report_table_keeps_published_rows_apart(model, starts):
     from latentsteer.domains.molecules.steering_table import COLUMNS, steering_table
 
@@ -398,7 +428,7 @@ def test_cli_writes_one_row_per_start_in_input_order(model_dir, tmp_path, capsys
     assert table.start.tolist() == ["CCCO", "c1ccccc1"]
     ok = table.success
     assert (table.similarity[ok] >= 0.2).all() and (table.logp[ok] > table.start_logp[ok]).all()
-    assert "RDKit confirms" in capsys.readouterr().out
+    assert "(certified by RDKit" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("method", ["latent", "ga", "random_search"])
@@ -473,5 +503,5 @@ def test_similarity_is_refused_for_a_model_of_another_domain(tmp_path, capsys):
             "--similarity", "0.4", "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
-    assert "--similarity, --bound and --budget apply to molecule models" in err
+    assert "--similarity, --bound and --budget apply to molecules models" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()

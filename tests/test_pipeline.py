@@ -28,6 +28,7 @@ from tiny_pipeline import (
 from latentsteer import MEASURES, MorphometryConfig, measure
 from latentsteer.domains.mnist.judge import load_judge
 from latentsteer.loading import load_model
+from latentsteer.metrics_schema import check_metrics
 
 OPTIMIZE = OPTIMIZE_STAGES
 MOLECULE_STEER = tuple(f"molecules_steer@{n}" for n in TINY_MOLECULE_EXPERIMENTS)
@@ -68,6 +69,10 @@ def check_evaluate_report(repo: Path) -> None:
     assert report["digit_accuracy"] == pytest.approx(heads, abs=1e-12)
     judged = np.mean(judge.probabilities(x).argmax(1).numpy() == digits)
     assert report["judge_accuracy_on_originals"] == pytest.approx(judged, abs=1e-12)
+    with torch.no_grad():  # reconstructions: decoded posterior means
+        recon = model.decode(model.encode(x))
+    judged = np.mean(judge.probabilities(recon).argmax(1).numpy() == digits)
+    assert report["judge_accuracy_on_reconstructions"] == pytest.approx(judged, abs=1e-12)
     thick, predicted = labels.thickness.to_numpy(), pred["thickness"].double().numpy()
     ok = np.isfinite(thick)
     resid = predicted[ok] - thick[ok]
@@ -91,11 +96,25 @@ def check_experiment_results(repo: Path) -> None:
         with np.load(repo / relative / "trajectory.npz") as t:
             success, calls = t["success"], t["model_calls"]
             success_by_frame, calls_by_frame = t["success_by_frame"], t["calls_by_frame"]
-            attempts = t["attempts"]
+            attempts, heads, oracle_calls = t["attempts"], t["predicted_success"], t["oracle_calls"]
+            guide_success = t["guide_success"]
+        check_metrics(metrics)
         n = 3 if settings["start"] == "random:3" else 6
-        assert metrics["n"] == n and success.shape == calls.shape == (n,), name
+        assert metrics["n"] == n and success.shape == calls.shape == heads.shape == (n,), name
+        assert metrics["goals"] == settings["goals"], name
+        assert metrics["method"] == settings.get("method", "latent"), name
         assert metrics["success_rate"] == pytest.approx(success.mean(), abs=1e-6), name
+        assert metrics["predicted_success_rate"] == pytest.approx(heads.mean(), abs=1e-6), name
+        gap = heads.mean() - success.mean()  # signed: heads minus oracles
+        assert metrics["success_gap"] == pytest.approx(gap, abs=1e-6), name
         assert metrics["model_calls"] == pytest.approx(calls.mean(), abs=1e-6), name
+        assert metrics["oracle_calls"] == pytest.approx(oracle_calls.mean(), abs=1e-6), name
+        guided = settings.get("method", "latent") != "data_space" and settings.get("guide", True)
+        if guided:
+            rate = guide_success.mean()
+            assert metrics["guide_success_rate"] == pytest.approx(rate, abs=1e-6), name
+        else:  # no loop: no in-loop verdict, and no oracle read in it
+            assert metrics["guide_success_rate"] is None and (oracle_calls == 0).all(), name
         # A retried sample's recorded path is its last attempt and its calls are all of
         # them, so the start costs one call unless some sample was steered again.
         assert metrics["retried"] == (attempts > 1).sum(), name
@@ -117,7 +136,7 @@ def check_experiment_results(repo: Path) -> None:
 
 
 def check_molecule_model(repo: Path) -> None:
-    """The molecule model folder, its evaluation and the MLflow run that logged it."""
+    """The molecule model folder and its evaluation, recomputed from the per-sample files."""
     from rdkit import Chem
 
     model = load_model(repo / "models/molecules/vae")
@@ -125,23 +144,28 @@ def check_molecule_model(repo: Path) -> None:
     smiles = model.domain.to_smiles(model.decode(model.sample_prior(3)))
     assert all(Chem.MolFromSmiles(s) is not None for s in smiles if s)
     report = json.loads((repo / "reports/molecules/evaluate.json").read_text())
-    for key in (
-        "reconstruction",
-        "qed_r2",
-        "logp_mae",
-        "prior_valid",
-        "prior_unique",
-        "prior_novel",
-        "prior_int_div",
-        "prior_filters",
-        "prior_fcd",
-        "training_fcd",
-    ):
-        assert key in report, key  # fmt: skip
+    for key in ("qed_r2", "logp_mae", "prior_int_div", "prior_filters", "prior_fcd",
+                "training_fcd"):  # fmt: skip
+        assert key in report, key
     assert report["prior_samples"] == 20 and report["test_molecules"] <= 30
     assert 0 <= report["reconstruction"] <= 1 and 0 < report["prior_valid"] <= 1
+    # Reconstruction: the share of test molecules decoded back exactly, row by row.
+    recon = pd.read_csv(repo / "reports/molecules/reconstructions.csv")
+    assert report["test_molecules"] == len(recon)  # fewer than 200: every one is listed
+    assert (recon.exact == (recon.test == recon.reconstructed)).all()
+    assert report["reconstruction"] == pytest.approx(recon.exact.mean())
     samples = (repo / "reports/molecules/prior_samples.smi").read_text().splitlines()
     assert len(samples) == 20
+    # The prior samples' MOSES shares, recomputed from the file: valid (one fragment that
+    # RDKit reads), unique among the valid, novel (not a training molecule) among the unique.
+    mols = [Chem.MolFromSmiles(s) if s else None for s in samples]
+    valid = [Chem.MolToSmiles(m) for m in mols if m is not None and len(Chem.GetMolFrags(m)) == 1]
+    distinct = set(valid)
+    train = pd.read_parquet(repo / "data/molecules/labels/train.parquet")
+    novel = distinct - set(train.canonical.dropna())
+    assert report["prior_valid"] == pytest.approx(len(valid) / 20)
+    assert report["prior_unique"] == pytest.approx(len(distinct) / max(len(valid), 1))
+    assert report["prior_novel"] == pytest.approx(len(novel) / max(len(distinct), 1))
     figures = sorted(p.name for p in (repo / "reports/molecules/figures").iterdir())
     assert figures == ["prior_samples.png", "reconstructions.png"]
 
@@ -154,7 +178,10 @@ def check_molecule_steering(repo: Path) -> None:
                                    "random_search_d0.4_first2", "ga_d0.4_first2",
                                    "dataset_d0.4_first2"])  # fmt: skip
     for label, m in rows.items():
-        table = pd.read_csv(repo / "reports/molecules/steer/low" / label / "molecules.csv")
+        folder = repo / "reports/molecules/steer/low" / label
+        table = pd.read_csv(folder / "molecules.csv")
+        assert json.loads((folder / "metrics.json").read_text()) == m, label
+        check_molecule_metrics(m, table, label)
         assert m["n"] == len(table) == (2 if "first" in label else 4), label
         assert m["success_rate"] == pytest.approx(table.success.mean()), label
         assert (table.oracle_calls <= 5).all(), label
@@ -171,9 +198,32 @@ def check_molecule_steering(repo: Path) -> None:
     assert "(ZINC250k, published)" in table
     naive = json.loads((repo / "reports/molecules/steer/naive.json").read_text())
     assert list(naive) == ["latent_d0"]
-    assert "predicted_plogp" in naive["latent_d0"]
+    table = pd.read_csv(repo / "reports/molecules/steer/naive/latent_d0/molecules.csv")
+    check_molecule_metrics(naive["latent_d0"], table, "naive")
+    # unguarded: the heads' claimed pLogP beside RDKit's, each the mean of its column
+    assert naive["latent_d0"]["predicted_plogp"] == pytest.approx(table.predicted_plogp.mean())
+    assert naive["latent_d0"]["measured_plogp"] == pytest.approx(table.plogp.mean())
     assert naive["latent_d0"]["in_loop_oracles"] == "none"  # guide: false, the counter-example
     assert rows["latent_d0"]["in_loop_oracles"].startswith("RDKit")
+
+
+def check_molecule_metrics(m: dict, table: pd.DataFrame, label: str) -> None:
+    """A molecule run's summary is its ``molecules.csv`` rows': RDKit's success over every
+    row, the heads' over the rows they read (``heads_success`` empty elsewhere), the gap
+    over those same rows, the mean calls; and it holds the common keys."""
+    check_metrics(m)
+    readable = table.heads_success.notna()
+    heads = table.heads_success[readable].astype(bool)
+    success = table.success.astype(bool)
+    if readable.any():
+        assert m["predicted_success_rate"] == pytest.approx(heads.mean()), label
+        gap = heads.mean() - success[readable].mean()
+        assert m["success_gap"] == pytest.approx(gap), label
+    else:  # the heads read no result: nothing to compare
+        assert m["predicted_success_rate"] is None and m["success_gap"] is None, label
+    assert m["oracle_calls"] == pytest.approx(table.oracle_calls.mean()), label
+    assert m["model_calls"] == pytest.approx(table.model_calls.mean()), label
+    assert m["oracle_calls_max"] == table.oracle_calls.max(), label
 
 
 def check_molecule_labels(repo: Path) -> None:
@@ -211,6 +261,15 @@ def test_repro_builds_labels_then_does_nothing(tiny_repo):
     check_molecule_labels(tiny_repo)
     check_molecule_model(tiny_repo)
     check_molecule_steering(tiny_repo)
+    # Every steering run of both domains writes the common metrics keys.
+    written = sorted(tiny_repo.glob("results/**/metrics.json"))
+    written += sorted(tiny_repo.glob("reports/molecules/steer/**/metrics.json"))
+    assert len(written) == len(ALL_TINY) + 7  # low: 6 rows, naive: 1
+    for path in written:
+        try:
+            check_metrics(json.loads(path.read_text()))
+        except ValueError as err:
+            raise AssertionError(f"{path.relative_to(tiny_repo)}: {err}") from None
     for split in ("train", "val", "test"):
         table = pd.read_parquet(tiny_repo / "data" / "labels" / f"{split}.parquet")
         assert list(table.columns) == ["index", "digit", *MEASURES]
@@ -375,24 +434,87 @@ def test_bad_param_fails_stage_with_one_line(tiny_repo, tmp_path):
 
 
 def test_ddp_two_process_fit_meets_single_process_contract(tiny_repo, tmp_path):
+    """The stage with ``nproc: 2`` against the one-process stage it replaces, on the same
+    data and params: the same model folder (config, target scaling, metrics keys, epochs),
+    metrics that describe the weights it saved, and, ``batch_size`` being per process, the
+    optimizer steps of one process with twice the batch. (The sampling noise and the
+    augmentation are drawn per rank, so the weights differ here; that DDP reproduces the
+    one-process run where they are alike is tests/test_train.py's DDP test.)"""
+    from mlflow.tracking import MlflowClient
+
+    from latentsteer.domains.mnist.labelled import load_labelled
+    from latentsteer.train import evaluate_split
+
     dvc("repro", cwd=tiny_repo)
+    folder, ckpt = tiny_repo / "models" / "vae", tiny_repo / "checkpoints" / "train" / "last.pt"
+
+    def stage_output() -> dict:
+        return {
+            "config": (folder / "config.json").read_text(),
+            "metrics": json.loads((folder / "metrics.json").read_text()),
+            "model": load_model(folder),
+            "checkpoint": torch.load(ckpt, weights_only=True),
+        }
+
+    one = stage_output()  # the one-process stage's, from dvc repro
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
     params["train"]["nproc"] = 2
-    two = tmp_path / "params.yaml"
-    two.write_text(yaml.safe_dump(params))
+    two_params = tmp_path / "params.yaml"
+    two_params.write_text(yaml.safe_dump(params))
     proc = subprocess.run(
         [sys.executable, "pipeline/train.py"], cwd=tiny_repo,
-        env={**tiny_env(), "LATENTSTEER_PARAMS": str(two)}, capture_output=True, text=True,
+        env={**tiny_env(), "LATENTSTEER_PARAMS": str(two_params)}, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    model = load_model(tiny_repo / "models" / "vae")
+    two = stage_output()
+    model = two["model"]
     z = model.encode(torch.rand(5, 28, 28))
     assert z.shape == (5, 4) and model.decode(z).shape == (5, 28, 28)
     assert model.predict(z)["digit"].shape == (5, 10)
-    metrics = json.loads((tiny_repo / "models" / "vae" / "metrics.json").read_text())
+    metrics = two["metrics"]
     assert metrics["epochs"] == 2 and np.isfinite(metrics["val_neg_elbo"])
     assert "train: 2 epochs" in proc.stdout  # only rank 0 reports
     assert proc.stdout.count("train: 2 epochs") == 1
+
+    # The same folder as the one-process stage writes: config, target scaling from the same
+    # training data, the same metrics and history rows (rank 0's, one per epoch).
+    assert two["config"] == one["config"]
+    for buffer in ("target_mean", "target_std"):
+        assert torch.equal(model.state_dict()[buffer], one["model"].state_dict()[buffer])
+    assert sorted(metrics) == sorted(one["metrics"])
+    assert metrics["epochs"] == one["metrics"]["epochs"] == params["train"]["epochs"]
+    rows = [sorted(h) for h in metrics["history"]], [sorted(h) for h in one["metrics"]["history"]]
+    assert rows[0] == rows[1] and len(rows[0]) == params["train"]["epochs"]
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+
+    # batch_size is per process: 2 processes of B take the steps of one process of 2B.
+    heads, limit = model.config.heads, params["train"]["limit"]
+    raw, labels = tiny_repo / "data" / "raw", tiny_repo / "data" / "labels"
+    n = len(load_labelled(raw, labels, "train", heads, limit))
+    batch, epochs = params["train"]["batch_size"], params["train"]["epochs"]
+    for out, world in ((one, 1), (two, 2)):
+        steps = epochs * -(-n // (batch * world))
+        state = out["checkpoint"]
+        assert state["sched"]["last_epoch"] == steps, world
+        assert {int(s["step"]) for s in state["optim"]["state"].values()} == {steps}, world
+
+    # Each folder's validation metrics are its saved weights', measured again here.
+    val = load_labelled(raw, labels, "val", heads, limit)
+    for out in (one, two):
+        again = evaluate_split(out["model"], val)
+        for key, value in again.items():
+            got = out["metrics"][f"val_{key}"]
+            assert got == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+    # The run it logged says two processes, and the numbers it wrote.
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("latentsteer-mnist")
+    newest = ["attributes.start_time DESC"]
+    (logged,) = client.search_runs(
+        [exp.experiment_id], "tags.stage = 'train'", order_by=newest, max_results=1
+    )
+    assert logged.data.tags["nproc"] == "2"
+    assert logged.data.metrics["val_neg_elbo"] == pytest.approx(metrics["val_neg_elbo"])
 
 
 def test_labels_agree_with_library(tiny_repo):

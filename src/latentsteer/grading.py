@@ -223,7 +223,9 @@ def assess(
     sure = None if unverified else _share(ok_oracle, confident)
     m["success_rate_confident"] = sure
     m["predicted_success_rate"] = float(ok_pred.mean())
-    m["success_gap"] = m["predicted_success_rate"] - float(ok_oracle.mean())
+    # heads − oracles over the same goals: none where a goal is unverified (the heads'
+    # rate then covers goals the oracles' does not)
+    m["success_gap"] = None if unverified else m["predicted_success_rate"] - float(ok_oracle.mean())
     # The same comparison where the start's class is not in doubt: on ambiguous starts the
     # certifier's reading of the start, which a kept class is graded against, is itself moot.
     heads_sure = _share(ok_pred, confident)
