@@ -33,6 +33,7 @@ def main(params: dict[str, Any], name: str) -> None:
     from latentsteer.domains.molecules.labelled import read_molecule_labels
     from latentsteer.domains.molecules.similarity import fingerprints
     from latentsteer.domains.molecules.steering import (
+        labels_read,
         property_spreads,
         propose_for,
         read_starts,
@@ -104,7 +105,7 @@ def main(params: dict[str, Any], name: str) -> None:
                     cache=cache,
                     proposals=props,
                     calibration=calibration,
-                    reference=f"training and validation molecules of {LABELS}",
+                    reference=labels_read(LABELS),
                 )
                 label = f"{method}_d{delta:g}" + (
                     "" if group is starts else f"_first{len(group.smiles)}"

@@ -40,7 +40,7 @@ def labels_folder(
             raise ValueError(f"labels {given}: not a folder of the training molecules' labels")
         return Path(given)
     if recorded is not None and (Path(model) / recorded).is_dir():
-        return Path(model) / recorded
+        return (Path(model) / recorded).resolve()  # named in the metrics: no "../.."
     return None
 
 
@@ -75,6 +75,7 @@ def steer_molecules_request(
     from latentsteer.domains.molecules.labelled import read_molecule_labels
     from latentsteer.domains.molecules.smiles_file import SUFFIXES, read_smiles_file
     from latentsteer.domains.molecules.steering import (
+        labels_read,
         property_spreads,
         read_starts,
         steer_molecules,
@@ -124,10 +125,9 @@ def steer_molecules_request(
     # With the labels at hand, the heads' readings are put on RDKit's scale by the
     # validation molecules (calibration.py); without them the raw heads rank.
     calibration = calibration_from_labels(vae, folder) if folder is not None else None
-    reference = "none" if folder is None else f"training and validation molecules of {folder}"
     outcome = steer_molecules(vae, starts, task, property_spreads(vae, task.properties),
                               dataset=dataset, workers=workers, calibration=calibration,
-                              reference=reference)  # fmt: skip
+                              reference=labels_read(folder))  # fmt: skip
     if out is not None:
         write_outcome(outcome, out)
     return outcome

@@ -43,6 +43,11 @@ from latentsteer.verdicts import Verdicts, judge, judge_table
 CERTIFIED_BY = "RDKit, recomputed from each result's SMILES"
 
 
+def labels_read(folder: str | os.PathLike[str] | None) -> str:
+    """``reference_data`` of a run that read the labels ``folder`` (``None``: none read)."""
+    return "none" if folder is None else f"training and validation molecules of {folder}"
+
+
 def in_loop_oracles(task: MoleculeTask) -> str:
     """What a method consults while it steers: RDKit within the budget, the training
     molecules' RDKit labels (``dataset``), or nothing (the unguarded ascent)."""
