@@ -17,21 +17,18 @@ import os
 import platform
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import yaml
 
 import latentsteer.bayesopt as bayesopt
 from latentsteer.config import section
-from latentsteer.domains.molecules.calibration import calibration_from_labels
+from latentsteer.domains.molecules.context import MoleculeContext
+from latentsteer.domains.molecules.domain import MOLECULES
 from latentsteer.domains.molecules.experiments import MoleculeExperimentConfig, select_starts
 from latentsteer.domains.molecules.labelled import read_molecule_labels
-from latentsteer.domains.molecules.steering import (
-    property_spreads,
-    propose_for,
-    read_starts,
-    steer_molecules,
-)
-from latentsteer.domains.molecules.task import MoleculeTask
+from latentsteer.domains.molecules.steering import propose_for, read_starts
+from latentsteer.experiment_config import configure
 from latentsteer.loading import load_model
 
 MODEL, LABELS = "models/molecules/vae", "data/molecules/labels"
@@ -70,21 +67,29 @@ def main() -> None:
     chosen = select_starts(test, model.domain.vocabulary, cfg.start_config)  # type: ignore[attr-defined]
     starts = read_starts(model, chosen.canonical.tolist()).first(args.starts)
     delta = 0.4 if 0.4 in cfg.thresholds else cfg.thresholds[0]
-    task = MoleculeTask(goals=cfg.goals, similarity=delta, bounds=cfg.bounds,
-                        budget=cfg.budget, method="bayesopt", seed=cfg.seed)  # fmt: skip
-    spread = property_spreads(model, task.properties)
-    calibration = calibration_from_labels(model, LABELS)
-    proposals = propose_for(model, starts.tokens, replace(task, method="ascent"))
+    task = configure(
+        MOLECULES,
+        {
+            "goals": cfg.goals,
+            "similarity": delta,
+            "bounds": cfg.bounds,
+            "budget": cfg.budget,
+            "method": "bayesopt",
+            "seed": cfg.seed,
+        },
+    )
+    # the inverted codes bayesopt starts from, made once for both runs
+    proposals = propose_for(model, starts.tokens, replace(task, method="latent"))
     print(f"{cpu_model()}, {os.cpu_count()} cores; "
           f"{args.experiment}, {len(starts.smiles)} starts, δ = {delta:g}, "
           f"budget {task.budget}")  # fmt: skip
 
     def run(label: str) -> float:
+        ctx = MoleculeContext(model, Path(LABELS))  # its own RDKit cache: nothing shared
         began = time.perf_counter()
-        m = steer_molecules(model, starts, task, spread, proposals=proposals,
-                            calibration=calibration).metrics  # fmt: skip
+        m = ctx.steer(task, starts, proposals).metrics
         wall = time.perf_counter() - began
-        print(f"{label:<34}: {wall:7.1f} s, success {m['success']:.1%}, "
+        print(f"{label:<34}: {wall:7.1f} s, success {m['success_rate']:.1%}, "
               f"{m['oracle_calls']:.1f} RDKit calls a start", flush=True)  # fmt: skip
         return wall
 

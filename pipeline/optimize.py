@@ -39,10 +39,22 @@ USAGE = "usage: python pipeline/optimize.py EXPERIMENT | --group GROUP"
 
 
 def experiment_config(entry: object, key: str) -> ExperimentConfig:
-    """One params.yaml entry at ``key`` (``experiments.NAME``) → ExperimentConfig."""
-    from latentsteer.experiment import ExperimentConfig
+    """One params.yaml entry at ``key`` (``experiments.NAME``) → ExperimentConfig, checked
+    against what MNIST models take (their methods and settings) as well as its own types.
 
-    return section({key: entry}, key, ExperimentConfig)
+    Raises:
+        ValueError: a bad entry (one line naming ``key``).
+    """
+    from latentsteer.experiment import ExperimentConfig
+    from latentsteer.experiment_config import configure
+    from latentsteer.registry import get_domain
+
+    cfg = section({key: entry}, key, ExperimentConfig)
+    try:
+        configure(get_domain("mnist"), {k: getattr(cfg, k) for k in entry})  # type: ignore[union-attr]
+    except ValueError as err:
+        raise ValueError(f"{key}: {err}") from None
+    return cfg
 
 
 def members(params: dict[str, Any], argv: list[str]) -> tuple[str, dict[str, Any], Path]:

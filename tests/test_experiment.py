@@ -97,8 +97,8 @@ def test_config_checks_values_and_goals():
     with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
         ExperimentConfig(goals=G, confidence=1.0)
     # Named choices are checked when built in Python too, not only when read from YAML.
-    with pytest.raises(ValueError, match="unknown method 'ga'; accepted: latent, data_space"):
-        ExperimentConfig(goals=G, method="ga")
+    with pytest.raises(ValueError, match="unknown method 'magic'; accepted: latent, random_search"):
+        ExperimentConfig(goals=G, method="magic")
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; accepted: adam, sgd"):
         ExperimentConfig(goals=G, optimizer="rmsprop")
     assert "specs" not in ExperimentConfig(goals=["thickness=max"]).as_params()

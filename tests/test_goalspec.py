@@ -102,7 +102,8 @@ def test_two_goals_on_one_property_are_refused_in_one_line(goals, message):
 
 def test_params_and_molecule_tasks_refuse_two_goals_on_one_property():
     from latentsteer.config import ConfigError, section
-    from latentsteer.domains.molecules.task import MoleculeTask
+    from latentsteer.domains.molecules.domain import MOLECULES
+    from latentsteer.experiment_config import configure
 
     entry = {"goals": ["thickness=max", " thickness = min "]}
     with pytest.raises(ConfigError) as err:
@@ -110,5 +111,6 @@ def test_params_and_molecule_tasks_refuse_two_goals_on_one_property():
     assert "experiments.x" in str(err.value)
     assert "goals thickness=max and thickness = min both set thickness" in str(err.value)
     with pytest.raises(ValueError, match="goals qed=max and qed=min both set qed; give one"):
-        MoleculeTask(goals=["qed=max", "logp=keep", "qed=min"])
-    assert [s.prop for s in MoleculeTask(goals=["qed=max", "logp=keep"]).specs] == ["qed", "logp"]
+        configure(MOLECULES, {"goals": ["qed=max", "logp=keep", "qed=min"]})
+    cfg = configure(MOLECULES, {"goals": ["qed=max", "logp=keep"]})
+    assert [s.prop for s in cfg.specs] == ["qed", "logp"]

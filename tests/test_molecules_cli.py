@@ -93,14 +93,14 @@ def test_the_file_suffix_picks_the_domain_and_molecules_plug_in_by_entry_point(t
 def test_steer_to_a_folder_it_cannot_write_fails_before_steering(
     model_dir, tmp_path, capsys, monkeypatch, where
 ):
-    from latentsteer.domains.molecules import steering
-    from latentsteer.domains.molecules.request import steer_molecules_request
+    from latentsteer import steer
+    from latentsteer.domains.molecules import context
     from latentsteer.errors import LatentsteerError
 
     def never(*args, **kwargs):
         raise AssertionError("steered before --out was checked")
 
-    monkeypatch.setattr(steering, "steer_molecules", never)
+    monkeypatch.setattr(context, "steer_molecules", never)
     if where == "read-only":
         folder = tmp_path / "ro"
         folder.mkdir()
@@ -122,7 +122,7 @@ def test_steer_to_a_folder_it_cannot_write_fails_before_steering(
         assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
         assert f"cannot write {out}: the folder {folder} does not accept new entries" in err
         with pytest.raises(LatentsteerError, match=f"cannot write {out}: the folder {folder} "):
-            steer_molecules_request(["qed=max"], "random:2", model=model_dir, out=out)
+            steer(["qed=max"], "random:2", model=model_dir, out=out)
     finally:
         if where == "read-only":
             tmp_path.joinpath("ro").chmod(0o755)

@@ -3,7 +3,9 @@ budget, the CSV output, the baselines and the CLI's one-line errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -13,8 +15,10 @@ from molecule_model import SMILES, trained_model
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
+import latentsteer
 from latentsteer.cli import main, parse_bound
 from latentsteer.domains.molecules.calibration import HeadCalibration, fit_calibration
+from latentsteer.domains.molecules.domain import MOLECULES
 from latentsteer.domains.molecules.experiments import (
     MoleculeExperimentConfig,
     StartsConfig,
@@ -23,6 +27,7 @@ from latentsteer.domains.molecules.experiments import (
 from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import measure_molecules
+from latentsteer.domains.molecules.proposal_settings import ProposalSettings
 from latentsteer.domains.molecules.proposals import read_rows
 from latentsteer.domains.molecules.similarity import fingerprints, similarity, tanimoto
 from latentsteer.domains.molecules.steering import (
@@ -32,11 +37,21 @@ from latentsteer.domains.molecules.steering import (
     steer_molecules,
     write_outcome,
 )
-from latentsteer.domains.molecules.task import MoleculeTask
+from latentsteer.experiment_config import configure
 from latentsteer.model import save_model
 from latentsteer.verdicts import judge
 
 TOL = {"qed": 0.05, "logp": 0.5, "sa": 0.25}
+PROPOSER = {f.name for f in dataclasses.fields(ProposalSettings)}
+
+
+def experiment(**settings):
+    """A molecule experiment as the CLI and the library build one: the molecule domain's
+    defaults, then ``settings`` (the proposers' own ones gathered under ``proposer``)."""
+    own = {k: settings.pop(k) for k in list(settings) if k in PROPOSER}
+    return configure(MOLECULES, {**settings, "proposer": own} if own else settings)
+
+
 SPREAD = {"qed": 0.1, "logp": 1.0, "sa": 0.5}
 
 
@@ -81,7 +96,7 @@ def _values(**cols):
 
 
 def test_rules_max_keep_bounds_and_similarity():
-    task = MoleculeTask(goals=["qed=max", "logp=keep"], similarity=0.4, bounds={"sa": [None, 3]})
+    task = experiment(goals=["qed=max", "logp=keep"], similarity=0.4, bounds={"sa": [None, 3]})
     values = _values(
         qed=[0.6, 0.6, 0.6, 0.4, 0.7, np.nan],
         logp=[1.2, 2.0, 1.2, 1.0, 1.0, np.nan],
@@ -100,7 +115,7 @@ def test_rules_max_keep_bounds_and_similarity():
 
 
 def test_among_equally_good_results_one_the_heads_also_accept_is_returned():
-    task = MoleculeTask(goals=["qed=max"], similarity=0.0, bounds={"qed": [0.9, None]})
+    task = experiment(goals=["qed=max"], similarity=0.0, bounds={"qed": [0.9, None]})
     values = _values(qed=[0.95, 0.93, 0.85, 0.97])
     v = judge(task, values, {"qed": 0.75}, np.ones(4), np.zeros(4, dtype=bool), SPREAD, TOL)
     assert v.success.tolist() == [True, True, False, True]
@@ -113,7 +128,7 @@ def test_among_equally_good_results_one_the_heads_also_accept_is_returned():
 
 
 def test_the_start_itself_never_counts_and_targets_use_the_tolerance():
-    task = MoleculeTask(goals=["logp=2.0"], similarity=0.0)
+    task = experiment(goals=["logp=2.0"], similarity=0.0)
     values = _values(logp=[2.3, 2.3, 2.7])
     same = np.array([True, False, False])
     v = judge(task, values, {"logp": 1.0}, np.ones(3), same, SPREAD, TOL)
@@ -128,16 +143,16 @@ def test_the_start_itself_never_counts_and_targets_use_the_tolerance():
         ({"goals": ["qed=max"], "similarity": 1.5}, "similarity must be a number in [0, 1]"),
         ({"goals": ["qed=max"], "similarity": -0.1}, "similarity must be a number in [0, 1]"),
         ({"goals": ["qed=max"], "bounds": {"logp": [3, 1]}}, "bounds.logp must be [lo, hi]"),
-        ({"goals": ["qed=max"], "method": "magic"}, "unknown method 'magic'"),
+        ({"goals": ["qed=max"], "method": "magic"}, "method magic: not a method of molecules"),
         ({"goals": ["logp=keep"]}, "at least one goal must ask for a change"),
-        ({"goals": ["qed=max"], "budget": 0}, "budget must be an integer >= 1"),
-        ({"goals": ["qed=max"], "init": 1}, "init must be an integer >= 2"),
-        ({"goals": ["qed=max"], "box": 0}, "box must be a positive number"),
+        ({"goals": ["qed=max"], "budget": 0}, "budget must be a positive integer; got 0"),
+        ({"goals": ["qed=max"], "init": 1}, "model_budget and init must be at least 2"),
+        ({"goals": ["qed=max"], "box": 0}, "box must be positive; got 0"),
     ],
 )
 def test_bad_tasks_are_one_line(kwargs, message):
     with pytest.raises(ValueError, match=None) as info:
-        MoleculeTask(**kwargs)
+        experiment(**kwargs)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
@@ -172,9 +187,23 @@ def starts(model):
     return read_starts(model, ["CCCO", "c1ccccc1", "CC(=O)N"])
 
 
+def test_the_library_refuses_settings_molecules_do_not_take(model_dir, tmp_path):
+    src = tmp_path / "my.smi"
+    src.write_text("CCCO\n")
+    for settings, message in [
+        ({"proposer": {"replica": 2}}, "proposer: unknown setting replica; accepted: replicas"),
+        ({"prior": 0.1}, "prior: not used by molecules models; their settings: goals"),
+        ({"method": "data_space"}, "method data_space: not a method of molecules models"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            latentsteer.steer(["logp=max"], str(src), model=model_dir, out=tmp_path / "o",
+                              **settings)  # fmt: skip
+        assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("method", ["latent", "random_search", "cmaes", "bayesopt", "ga"])
 def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
-    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=8, method=method, steps=6,
+    task = experiment(goals=["logp=max"], similarity=0.0, budget=8, method=method, steps=6,
                         replicas=2, invert_steps=20, population=4)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     table = out.table
@@ -195,7 +224,7 @@ def test_every_method_keeps_the_rules_and_the_budget(model, starts, method):
 
 
 def test_the_first_starts_of_an_outcome_are_summarised_over_them_alone(model, starts):
-    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=6, steps=4, replicas=2,
+    task = experiment(goals=["logp=max"], similarity=0.0, budget=6, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     two = out.first(2)
@@ -221,7 +250,7 @@ def test_the_first_starts_of_an_outcome_are_summarised_over_them_alone(model, st
 
 
 def test_a_threshold_nothing_meets_returns_every_start(model, starts):
-    task = MoleculeTask(goals=["logp=max"], similarity=1.0, budget=5, steps=4, replicas=2,
+    task = experiment(goals=["logp=max"], similarity=1.0, budget=5, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     assert out.table.smiles.tolist() == starts.smiles
@@ -230,7 +259,7 @@ def test_a_threshold_nothing_meets_returns_every_start(model, starts):
 
 def test_best_of_dataset_picks_the_best_similar_training_molecule(model, starts):
     data = measure_molecules(SMILES, workers=1, progress=False)
-    task = MoleculeTask(goals=["logp=max"], similarity=0.3, method="dataset")
+    task = experiment(goals=["logp=max"], similarity=0.3, method="dataset")
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties),
                           dataset=data)  # fmt: skip
     assert (out.table.oracle_calls == 0).all()
@@ -261,7 +290,7 @@ def test_nearest_training_molecules_are_offered_within_the_threshold(model, star
     )  # only the starts themselves are that close
     assert [len(m) for m in none[0]] == [0, 0, 0] and all(len(r) == 0 for r in none[1])
     # Added to proposals once each, beside what the ascent proposed.
-    task = MoleculeTask(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
+    task = experiment(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     props = propose_for(model, starts.tokens, task)
     both = with_neighbours(props, near)
@@ -274,7 +303,7 @@ def test_nearest_training_molecules_are_offered_within_the_threshold(model, star
 
 def test_the_ascent_with_training_molecules_keeps_budget_and_rules(model, starts):
     data = measure_molecules(SMILES, workers=1, progress=False)
-    task = MoleculeTask(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
+    task = experiment(goals=["logp=max"], similarity=0.2, budget=6, steps=4, replicas=2,
                         invert_steps=10, neighbours=8)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties),
                           dataset=data)  # fmt: skip
@@ -282,11 +311,11 @@ def test_the_ascent_with_training_molecules_keeps_budget_and_rules(model, starts
     assert out.metrics["neighbours"] > 0 and 0.0 <= out.metrics.get("from_training", 0) <= 1
     ok = out.table.changed & (out.table.similarity >= 0.2) & (out.table.logp > out.table.start_logp)
     assert out.table.success.tolist() == ok.tolist()
-    off = steer_molecules(model, starts, replace(task, neighbours=0),
+    off = steer_molecules(model, starts, replace(task, proposer={**task.proposer, "neighbours": 0}),
                           property_spreads(model, task.properties), dataset=data)  # fmt: skip
     assert "neighbours" not in off.metrics
-    with pytest.raises(ValueError, match="neighbours must be an integer >= 0; got -1"):
-        MoleculeTask(goals=["logp=max"], neighbours=-1)
+    with pytest.raises(ValueError, match="proposer.neighbours must be an integer >= 0; got -1"):
+        ProposalSettings.of({"neighbours": -1})
 
 
 def test_calibration_maps_the_heads_quantiles_onto_rdkits(model):
@@ -314,7 +343,7 @@ def test_calibration_maps_the_heads_quantiles_onto_rdkits(model):
 
 
 def test_the_heads_verdict_reads_calibrated_values(model, starts):
-    task = MoleculeTask(goals=["qed=max"], bounds={"logp": [None, 1.0]}, similarity=0.0,
+    task = experiment(goals=["qed=max"], bounds={"logp": [None, 1.0]}, similarity=0.0,
                         budget=6, steps=4, replicas=2, invert_steps=10)  # fmt: skip
     spread = property_spreads(model, task.properties)
     plain = steer_molecules(model, starts, task, spread)
@@ -332,7 +361,7 @@ def test_the_heads_verdict_reads_calibrated_values(model, starts):
 
 
 def test_unguarded_reports_the_heads_claims_beside_rdkit(model, starts):
-    task = MoleculeTask(goals=["logp=max"], similarity=0.0, method="latent", guide=False, steps=30,
+    task = experiment(goals=["logp=max"], similarity=0.0, method="latent", guide=False, steps=30,
                         lr=0.2)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     assert (out.table.oracle_calls == 1).all()
@@ -341,7 +370,7 @@ def test_unguarded_reports_the_heads_claims_beside_rdkit(model, starts):
 
 
 def test_outputs_are_written_together(model, starts, tmp_path):
-    task = MoleculeTask(goals=["qed=max"], similarity=0.0, budget=4, steps=4, replicas=2,
+    task = experiment(goals=["qed=max"], similarity=0.0, budget=4, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     write_outcome(out, tmp_path / "run")
@@ -357,7 +386,7 @@ def test_outputs_are_written_together(model, starts, tmp_path):
 def test_an_outcomes_metrics_are_its_rows_summarised_in_the_common_schema(model, starts):
     from latentsteer.metrics_schema import check_metrics
 
-    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=6, steps=4, replicas=2,
+    task = experiment(goals=["logp=max"], similarity=0.0, budget=6, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     out = steer_molecules(model, starts, task, property_spreads(model, task.properties))
     m, table = out.metrics, out.table
@@ -387,7 +416,7 @@ def test_an_outcomes_metrics_are_its_rows_summarised_in_the_common_schema(model,
 def test_the_report_table_keeps_published_rows_apart(model, starts):
     from latentsteer.domains.molecules.steering_table import COLUMNS, steering_table
 
-    task = MoleculeTask(goals=["logp=max"], similarity=0.0, budget=4, steps=4, replicas=2,
+    task = experiment(goals=["logp=max"], similarity=0.0, budget=4, steps=4, replicas=2,
                         invert_steps=10)  # fmt: skip
     m = steer_molecules(model, starts, task, property_spreads(model, task.properties)).metrics
     text = steering_table({"mine": {"latent_d0": m}})
@@ -451,13 +480,13 @@ def test_cli_takes_every_molecule_method(model_dir, tmp_path, method):
         (
             "CCO\n",
             ["--method", "data_space"],
-            "--method data_space: not a method of molecules models; theirs: latent, "
+            "method data_space: not a method of molecules models; theirs: latent, "
             "random_search, cmaes, bayesopt, ga, dataset",
         ),  # fmt: skip
         ("CCO\nnot_a_smiles\n", [], "line 2 ('not_a_smiles'): does not parse as SMILES"),
         ("CCO\n", ["--goal", "potency=max"], "unknown property 'potency'"),
         ("CCO\n", ["--similarity", "1.2"], "similarity must be a number in [0, 1]"),
-        ("CCO\n", ["--knn", "1.0"], "--knn: not used by molecules models"),
+        ("CCO\n", ["--knn", "1.0"], "knn: not used by molecules models"),
         ("C[Se]C\n", [], "outside the model's vocabulary"),
         ("CCO\n", ["--goal", "mw=max"], "the model's heads predict logp, qed, not mw"),
     ],
@@ -487,7 +516,7 @@ def test_a_molecule_method_is_refused_for_a_model_of_another_domain(tmp_path, ca
             "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
-    assert err.endswith("--method ga: not a method of toy models; theirs: latent, data_space, "
+    assert err.endswith("method ga: not a method of toy models; theirs: latent, data_space, "
                         "random_search, cmaes, bayesopt")  # fmt: skip
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
 
@@ -503,5 +532,6 @@ def test_similarity_is_refused_for_a_model_of_another_domain(tmp_path, capsys):
             "--similarity", "0.4", "--out", str(tmp_path / "o")]  # fmt: skip
     assert main(args) != 0
     err = capsys.readouterr().err.strip()
-    assert "--similarity, --bound and --budget apply to molecules models" in err
+    assert "similarity: not used by toy models; their settings: goals, start" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+    assert "budget" in err.split("their settings:")[1]  # an oracle budget for every domain

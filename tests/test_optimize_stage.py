@@ -40,7 +40,8 @@ PARAMS = {
          "group@digits: error: params.yaml: groups.digits.d4: steps must be a positive integer; "
          "got 0"),
         (["--group", "digits"], ("d4", {**ENTRY, "stepz": 3}),
-         "group@digits: error: params.yaml: unknown key groups.digits.d4.stepz; accepted: box"),
+         "group@digits: error: params.yaml: unknown key groups.digits.d4.stepz; accepted: "
+         "bounds, box"),
         (["--group", "empty"], None,
          "group@empty: error: params.yaml: groups.empty must map member names to experiment "
          "entries"),

@@ -88,6 +88,24 @@ def test_steering_is_verified_by_the_domains_oracle(toy_folder, tmp_path):
         assert t["images"].shape[1:] == (32, 16)
 
 
+def test_the_oracle_budget_caps_every_start_through_the_runner(toy_folder):
+    # level=max checks every 10 steps until no better frame comes: with a budget of 2 no
+    # start is read more than twice, and each ends on a frame the oracle confirmed or on
+    # its start (never on an unread frame).
+    free = latentsteer.steer(["level=max"], "random:16", model=toy_folder, seed=3)
+    capped = latentsteer.steer(["level=max"], "random:16", model=toy_folder, seed=3, budget=2)
+    assert free.per_sample["oracle_calls"].max() > 2
+    assert capped.per_sample["oracle_calls"].max() <= 2
+    assert capped.metrics["oracle_calls"] == pytest.approx(capped.per_sample["oracle_calls"].mean())
+    first, last = capped.images[0], capped.images[-1]
+    gain = measure(last).level.to_numpy() - measure(first).level.to_numpy()
+    assert ((gain > 0) | np.isclose(gain, 0, atol=1e-5)).all()
+    with pytest.raises(ValueError, match="budget must be a positive integer; got 0"):
+        latentsteer.steer(["level=max"], "random:4", model=toy_folder, budget=0)
+    with pytest.raises(ValueError, match="similarity: not used by toy models"):
+        latentsteer.steer(["level=max"], "random:4", model=toy_folder, similarity=0.5)
+
+
 def test_a_band_goal_lands_within_tolerance(toy_folder):
     # The prior penalty's default weight (0.05) is sized for MNIST's 16-d codes; in this
     # 2-d code it holds samples short of the band, and the loop then returns their starts.

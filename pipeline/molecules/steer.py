@@ -27,20 +27,12 @@ def main(params: dict[str, Any], name: str) -> None:
     from latentsteer.atomic import atomic_dir, write_json
     from latentsteer.config import section
     from latentsteer.devices import resolve_device
-    from latentsteer.domains.molecules.calibration import calibration_from_labels
+    from latentsteer.domains.molecules.context import MoleculeContext
     from latentsteer.domains.molecules.domain import MOLECULES
     from latentsteer.domains.molecules.experiments import MoleculeExperimentConfig, select_starts
     from latentsteer.domains.molecules.labelled import read_molecule_labels
-    from latentsteer.domains.molecules.similarity import fingerprints
-    from latentsteer.domains.molecules.steering import (
-        labels_read,
-        property_spreads,
-        propose_for,
-        read_starts,
-        steer_molecules,
-        write_outcome,
-    )
-    from latentsteer.domains.molecules.task import MoleculeTask
+    from latentsteer.domains.molecules.steering import propose_for, read_starts
+    from latentsteer.experiment_config import configure
     from latentsteer.loading import load_model
     from latentsteer.tracking import data_hash
 
@@ -55,32 +47,22 @@ def main(params: dict[str, Any], name: str) -> None:
     model = load_model(MODEL, device)
     if model.domain.name != MOLECULES.name:
         raise ValueError(f"{MODEL} holds a {model.domain.name} model, not a molecule model")
+    # Every experiment of the grid shares the context: the training molecules, their
+    # fingerprints, the calibration and RDKit's measures are read or made once.
+    ctx = MoleculeContext(model, Path(LABELS))
     test = read_molecule_labels(LABELS, "test")
     chosen = select_starts(test, model.domain.vocabulary, cfg.start_config)  # type: ignore[attr-defined]
     starts = read_starts(model, chosen.canonical.tolist())
-    train = read_molecule_labels(LABELS, "train")
-    train = train[train.valid].reset_index(drop=True)
-    base = MoleculeTask(
-        goals=cfg.goals,
-        similarity=cfg.thresholds[0],
-        bounds=cfg.bounds,
-        budget=cfg.budget,
-        method=cfg.method,
-        guide=cfg.guide,
-        seed=cfg.seed,
-    )
-    spread = property_spreads(model, base.properties)
-    calibration = calibration_from_labels(model, LABELS)  # the heads on RDKit's scale
-    cache: dict[str, dict[str, float]] = {}
+    base = configure(MOLECULES, {
+        "goals": cfg.goals, "similarity": cfg.thresholds[0], "bounds": cfg.bounds,
+        "budget": cfg.budget, "method": cfg.method, "guide": cfg.guide, "seed": cfg.seed,
+    })  # fmt: skip
     proposals = None
     if cfg.method == "latent" and cfg.guide:  # the first round, proposed once for every threshold
         proposals = propose_for(model, starts.tokens, base)
     few = cfg.baseline_starts if cfg.baseline_starts is not None else len(starts.smiles)
     subset = starts.first(min(few, len(starts.smiles)))
     sub_proposals = None if proposals is None else proposals.first(len(subset.smiles))
-    # The dataset baseline and the ascent's nearest-neighbour candidates read them.
-    wanted = "dataset" in cfg.baselines or (cfg.method == "latent" and base.neighbours > 0)
-    fps = fingerprints(train.canonical.tolist()) if wanted else None
     rows: dict[str, dict[str, Any]] = {}
     with atomic_dir(OUT / name) as tmp:
         for delta in cfg.thresholds:
@@ -89,24 +71,9 @@ def main(params: dict[str, Any], name: str) -> None:
             runs += [(b, subset, sub_proposals) for b in baselines]
             for method, group, props in runs:
                 # a baseline is never unguarded: only the experiment's own method may be
-                task = replace(
-                    base,
-                    similarity=delta,
-                    method=method,
-                    guide=base.guide if method == cfg.method else True,
-                )
-                outcome = steer_molecules(
-                    model,
-                    group,
-                    task,
-                    spread,
-                    dataset=train,
-                    dataset_fps=fps,
-                    cache=cache,
-                    proposals=props,
-                    calibration=calibration,
-                    reference=labels_read(LABELS),
-                )
+                guide = base.guide if method == cfg.method else True
+                run = replace(base, similarity=delta, method=method, guide=guide)
+                outcome = ctx.steer(run, group, props)
                 label = f"{method}_d{delta:g}" + (
                     "" if group is starts else f"_first{len(group.smiles)}"
                 )
@@ -115,9 +82,9 @@ def main(params: dict[str, Any], name: str) -> None:
                     # the method's row on the baselines' starts: its rows for them, read off
                     # this run (each start is steered on its own), not a second run
                     done.append((f"{label}_first{len(subset.smiles)}",
-                                 outcome.first(len(subset.smiles), train)))  # fmt: skip
+                                 outcome.first(len(subset.smiles), ctx.dataset)))  # fmt: skip
                 for label, outcome in done:
-                    write_outcome(outcome, Path(tmp) / label)
+                    outcome.write(Path(tmp) / label)
                     rows[label] = outcome.metrics
                     print(
                         f"molecules_steer@{name}: {label}: success "

@@ -24,7 +24,7 @@ from latentsteer.oracles import Verification, verify
 from latentsteer.readout import Readout
 from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
-from latentsteer.trust_region import TrustRegion
+from latentsteer.trust_region import TrustRegion, per_sample_budget
 
 
 @dataclass
@@ -60,9 +60,10 @@ class SteerResult:
         manifold: safeguard name → ``(n,)`` its score at the final codes.
         stop_reason: per sample: ``satisfied``, ``grad``, ``patience`` or ``steps``; with a
             guide ``confirmed`` (every goal confirmed by the in-loop oracles), ``stalled``,
-            ``untrusted`` or ``steps`` (an open-ended sample back at its best accepted
-            frame), or ``unconfirmed`` (no frame accepted: back at its start); ``held``
-            for a row kept still (``ascend``'s ``moving``).
+            ``untrusted``, ``steps`` or ``budget`` (an open-ended sample back at its best
+            accepted frame; ``budget``: its oracle calls were spent), or ``unconfirmed`` (no
+            frame accepted: back at its start); ``held`` for a row kept still
+            (``ascend``'s ``moving``).
         stop_step: ``(n,)`` the step each sample stopped at.
         wall_seconds: time spent in the ascent.
         model_calls: ``(n,)`` evaluations of the objective per sample (one forward and
@@ -215,6 +216,7 @@ def ascend(
     guide: Guide | None = None,
     check_every: int = 10,
     moving: torch.Tensor | None = None,
+    oracle_budget: int | torch.Tensor | None = None,
 ) -> SteerResult:
     """Steer codes by gradient ascent on the model's heads.
 
@@ -245,6 +247,12 @@ def ascend(
         moving: ``(n,)`` bool, the rows that may move (all by default). The others hold
             still from the first step: never stepped nor checked, stop reason ``held``
             (a second attempt at some samples, :mod:`latentsteer.retry`).
+        oracle_budget: oracle calls (frames the guide reads) allowed per sample: an int
+            >= 1, or ``(n,)`` integers (what each has left; 0 only for rows held still);
+            ``None`` for no cap. A sample stops at the check that spends its last call and
+            ends as any stopped sample does (see :mod:`latentsteer.trust_region`), so
+            ``oracle_calls <= oracle_budget``. Without a guide no oracle is called in the
+            loop and it changes nothing.
 
     Returns:
         A :class:`SteerResult`.
@@ -284,6 +292,11 @@ def ascend(
         active &= moving.to(z.device)
         for i in torch.nonzero(~moving).flatten().tolist():
             reason[i], stop_step[i] = "held", 0
+    # A tensor may give 0 to rows held still (a retry: nothing left); an int is >= 1.
+    allowed = per_sample_budget(oracle_budget, n, least=0 if moving is not None else 1)
+    if allowed is not None and bool((allowed[active.cpu()] < 1).any()):
+        raise ValueError("oracle_budget must be >= 1 for every moving row (hold the others "
+                         f"still); got {allowed.tolist()[:8]}")  # fmt: skip
     best = torch.full((n,), -float("inf"), device=z.device)
     since_best = torch.zeros(n, dtype=torch.long, device=z.device)
     record = PathRecord(bound)
@@ -298,7 +311,7 @@ def ascend(
     if guide is not None:
         # A guide may read a goal as open-ended (a class goal: ever more surely that class).
         settles = can_finish and not getattr(guide, "keeps_improving", False)
-        region = TrustRegion(z0, settles, rules.guide_patience)
+        region = TrustRegion(z0, settles, rules.guide_patience, budget=allowed)
     start_time = time.perf_counter()
     last: dict[str, torch.Tensor] | None = None  # every row's latest predictions
     for t in range(steps + 1):

@@ -17,8 +17,9 @@ it, which are evaluated but not counted and never replace its incumbent).
 
 With a ``guide`` the search is closed-loop like the ascent (:mod:`latentsteer.guide`): every
 ``check_every`` rounds the in-loop oracles read the incumbents still searching, a start
-stops once they confirm its goals (or, open-ended, once its best confirmed incumbent stalls
-or the heads lose their trust), and it ends on its best confirmed incumbent or its start.
+stops once they confirm its goals (or, open-ended, once its best confirmed incumbent stalls,
+the heads lose their trust or its ``oracle_budget`` of oracle calls is spent), and it ends
+on its best confirmed incumbent or its start.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from latentsteer.objectives import BoundGoal, Goal, all_satisfied, combine
 from latentsteer.readout import Predictions
 from latentsteer.readout import readout as make_readout
 from latentsteer.safeguards import Safeguard, anchor, manifold_scores, penalty
-from latentsteer.trust_region import TrustRegion
+from latentsteer.trust_region import TrustRegion, per_sample_budget
 
 
 class Strategy(Protocol):
@@ -64,6 +65,7 @@ def blackbox_search(
     guide: Guide | None = None,
     check_every: int = 10,
     guide_patience: int = 3,
+    oracle_budget: int | None = None,
 ) -> SteerResult:
     """Maximise the steering objective of each start with a gradient-free strategy.
 
@@ -81,10 +83,16 @@ def blackbox_search(
             heads; with a guide, by the in-loop oracles).
         guide: in-loop oracle checks every ``check_every`` rounds (see the module doc and
             :func:`~latentsteer.ascent.ascend`); ``guide_patience`` as ``StopRule``'s.
+        oracle_budget: oracle calls (incumbents the guide reads) allowed per start, an int
+            >= 1 or ``None`` for no cap: a start stops at the check that spends its last
+            one, so ``oracle_calls <= oracle_budget``. Without a guide it changes nothing.
 
     Returns:
         A :class:`SteerResult` whose steps are rounds: ``z[t]`` is each start's incumbent after
         round ``t`` (``z[0]`` the start), and ``model_calls`` counts calls per start.
+
+    Raises:
+        ValueError: a ``budget`` under 2, ``check_every`` under 1 or a bad ``oracle_budget``.
     """
     if budget < 2:
         raise ValueError(f"budget must be at least 2 model calls; got {budget}")
@@ -92,6 +100,7 @@ def blackbox_search(
         raise ValueError(f"check_every must be a positive integer; got {check_every}")
     model.eval()
     z0 = model._as_codes(start).detach()
+    allowed = per_sample_budget(oracle_budget, len(z0))
     guards = anchor(model, z0, safeguards or [])
     read = make_readout(model, readout)
     bound = [g if isinstance(g, BoundGoal) else g.bind(model, z0, read) for g in goals]
@@ -100,7 +109,7 @@ def blackbox_search(
     checks = None
     if guide is not None:
         settles = closed and not getattr(guide, "keeps_improving", False)
-        checks = TrustRegion(z0, settles, guide_patience)
+        checks = TrustRegion(z0, settles, guide_patience, budget=allowed)
     # The heads' word stops a start only when no guide is there to check it.
     can_finish = stop_when_satisfied and closed and checks is None
 

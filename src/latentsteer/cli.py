@@ -25,12 +25,6 @@ def _known_domains() -> dict[str, Domain]:
     return {name: get_domain(name) for name in names()}
 
 
-def _own_steerers() -> list[str]:
-    """The known domains that steer their own way (``Domain.steerer``), whose requests take
-    settings of their own (``--similarity``, ``--bound``, ``--budget``)."""
-    return [name for name, d in _known_domains().items() if d.steerer is not None]
-
-
 def _cmd_measure(args: argparse.Namespace) -> None:
     from latentsteer.atomic import write_table
     from latentsteer.registry import domain_for_file, get_domain
@@ -83,17 +77,9 @@ def _cmd_steer(args: argparse.Namespace) -> None:
     out = Path(args.out)
     check_writable(out)  # an existing file, or a folder we cannot write: fail before the work
     domain = domain_of(args.model)
-    method = getattr(args, "method", None)
-    if method is not None and method not in domain.methods:  # the parser took any domain's
-        raise LatentsteerError(f"--method {method}: not a method of {domain.name} models; "
-                               f"theirs: {', '.join(domain.methods)}")  # fmt: skip
-    if domain.steerer is not None:  # settings of its own (similarity, bounds, budget)
-        _steer_own(args, domain, out)
-        return
-    if args.similarity is not None or args.bound or args.budget is not None:
-        raise LatentsteerError(f"--similarity, --bound and --budget apply to "
-                               f"{' or '.join(_own_steerers())} models; {args.model} is "
-                               f"{domain.name} (--model-budget caps model calls)")  # fmt: skip
+    settings = given(args, args.config_fields)
+    if args.bound:
+        settings["bounds"] = dict(parse_bound(b) for b in args.bound)
     sources = {}
     for name in domain.sources:  # the flags given; "none" switches a source off
         value = getattr(args, f"source_{name}", None)
@@ -101,7 +87,7 @@ def _cmd_steer(args: argparse.Namespace) -> None:
             sources[name] = None if value.lower() == "none" else value
     outcome = steer(
         args.goal, args.start, model=args.model, out=out, device=args.device,
-        workers=args.workers, **sources, **given(args, args.config_fields),
+        workers=args.workers, **sources, **settings,
     )  # fmt: skip
     print(f"steered {', '.join(args.goal)}: {summary_line(outcome.metrics)} -> {args.out}")
 
@@ -120,37 +106,6 @@ def parse_bound(text: str) -> tuple[str, list[float | None]]:
     except ValueError:
         raise ValueError(f"bad bound {text!r}: LO and HI must be numbers") from None
     return m.group(1), [lo, hi]
-
-
-def _steer_own(args: argparse.Namespace, domain: Domain, out: Path) -> None:
-    """``latentsteer steer`` on a model whose domain steers its own way (molecules): it
-    takes ``--similarity``, ``--bound``, ``--budget`` and the experiment flags its
-    ``request_flags`` name besides ``--goal``, ``--start`` and ``--out``."""
-    from latentsteer.request import steer
-
-    settings = given(args, args.config_fields)
-    other = sorted(set(settings) - set(domain.request_flags))
-    if other:
-        flags = ", ".join("--" + k.replace("_", "-") for k in other)
-        theirs = ", ".join("--" + k.replace("_", "-") for k in domain.request_flags)
-        raise LatentsteerError(f"{flags}: not used by {domain.name} models; their settings: "
-                               f"--similarity, --bound, --budget"
-                               f"{', ' + theirs if theirs else ''}")  # fmt: skip
-    if args.similarity is not None:
-        settings["similarity"] = args.similarity
-    if args.budget is not None:
-        settings["budget"] = args.budget
-    if args.bound:
-        settings["bounds"] = dict(parse_bound(b) for b in args.bound)
-    if getattr(args, "source_labels", None) is not None:  # the training samples' labels
-        settings["labels"] = args.source_labels
-    outcome = steer(args.goal, args.start, model=args.model, out=out, device=args.device,
-                    workers=args.workers, **settings)  # fmt: skip
-    m = outcome.metrics  # the keys every domain's metrics hold (metrics_schema), and `task`
-    rate = "unverified" if m["success_rate"] is None else f"{m['success_rate']:.0%}"
-    print(f"steered {m.get('task') or ', '.join(args.goal)}: {m['n']} starts; oracle success "
-          f"{rate} (certified by {m['certified_by']}), {m['oracle_calls']:.0f} oracle calls a "
-          f"start on average -> {args.out}")  # fmt: skip
 
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
@@ -196,7 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     written = "; ".join(f"{name}: {' or '.join(d.sample_suffixes)}"
                         for name, d in domains.items())  # fmt: skip
     starts = "; ".join(f"{name}: {d.start_help}" for name, d in domains.items())
-    own = ", ".join(_own_steerers())  # the domains that take --similarity, --bound, --budget
 
     m = sub.add_parser(
         "measure",
@@ -238,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="steer codes towards goals and verify the results with the oracles",
         description="Run one steering experiment outside the pipeline. Writes trajectory.npz, "
         "grid.png, curves.png and metrics.json to --out, as the optimize stages do (a domain "
-        "that steers its own way writes its own files). The model folder names its domain, "
+        "whose context proposes its own samples writes its own table). The model folder names "
+        "its domain, "
         "which reads starts and supplies the oracles. The oracles measure with the settings "
         "the model folder records (the calibrate stage writes the labels stage's settings "
         "into its config.json: the definition the heads were fitted to); a folder that "
@@ -256,29 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="models/vae_calibrated", help="VAE folder (as the optimize stages)"
     )
     _add_source_flags(t)
-    # Every other setting of an experiment entry, generated from ExperimentConfig; --method
-    # takes any known domain's methods (the model's domain checks its own).
-    fields = add_config_flags(t, ExperimentConfig, skip=("goals", "start", "method"))
+    # Every other setting of an experiment entry, generated from ExperimentConfig, with the
+    # domains' own defaults in the help; --method takes any known domain's methods (the
+    # model's domain checks its own, as it checks which settings its models take).
+    fields = add_config_flags(
+        t, ExperimentConfig, skip=("goals", "start", "method", "bounds", "proposer"),
+        domain_defaults={name: d.experiment_defaults for name, d in domains.items()},
+    )  # fmt: skip
     t.set_defaults(config_fields=[*fields, "method"])
     _add_method_flag(t)
-    t.add_argument(
-        "--similarity",
-        type=float,
-        default=None,
-        help=f"{own}: the least similarity of a result to its start (default 0.4)",
-    )
-    t.add_argument(
-        "--budget",
-        type=int,
-        default=None,
-        help=f"{own}: oracle calls per start, for every method (default 100)",
-    )
     t.add_argument(
         "--bound",
         action="append",
         default=[],
-        help=f"{own}: a range a result's property must lie in, repeatable: prop=LO:HI, "
-        "prop=LO: or prop=:HI",
+        help="a range a result's property must lie in, repeatable: prop=LO:HI, prop=LO: or "
+        "prop=:HI (domains that take bounds)",
     )
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, default=None, help="processes for the measures")

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import re
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
 
 _FIELD = re.compile(r"^\s+(\w+):[^#]*#\s*(.+)$")
@@ -51,9 +52,16 @@ def _optional(kind: type) -> Any:
 
 
 def add_config_flags(
-    parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    domain_defaults: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Add one flag per field of the dataclass ``cls`` (except ``skip``).
+
+    Args:
+        domain_defaults: per domain name, the fields whose default differs for its models
+            (shown in the help next to the field's own default).
 
     Returns:
         The field names that got flags (read them back with :func:`given`).
@@ -66,7 +74,9 @@ def add_config_flags(
             continue
         hint, flag = hints[f.name], "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{comments.get(f.name, '')} (default: {default})".strip()
+        others = "".join(f"; {name}: {own[f.name]}" for name, own in (domain_defaults or {}).items()
+                         if f.name in own)  # fmt: skip
+        help_text = f"{comments.get(f.name, '')} (default: {default}{others})".strip()
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name, "help": help_text}
         args = get_args(hint)
         if hint is bool:

@@ -140,7 +140,9 @@ class Domain:
         sources: what :meth:`load_context` reads besides the model, name → default path.
         methods: the steering methods its models take (``latentsteer steer --method``);
             the shared engine's by default; the first is the default method.
-        request_flags: the ExperimentConfig flags a domain with its own steerer accepts.
+        settings: the experiment settings its models take besides the common ones
+            (``None``: every one the engine's trajectories read).
+        experiment_defaults: experiment settings whose default differs for its models.
     """
 
     name: str = ""
@@ -153,18 +155,16 @@ class Domain:
     # What a steering context reads besides the model (judges, data), with the pipeline's
     # paths as defaults; the CLI and latentsteer.steer() take each as an option.
     sources: Mapping[str, str | None] = {}
-    # The `method`s a steering request on this domain's models may name. The shared engine's
-    # (ExperimentConfig.method) unless the domain steers its own way (`steerer`); the CLI
-    # offers the union over known domains and checks the model's own list.
+    # The `method`s a steering request on this domain's models may name (the vocabulary of
+    # methods.py); the CLI offers the union over known domains and checks the model's own.
     methods: tuple[str, ...] = ENGINE_METHODS
-    # "module:function(goals, start, *, model, out, device, workers, **settings) -> result"
-    # for a domain whose requests take settings of their own (molecules: similarity to the
-    # start, bounds, an oracle budget); None runs the engine's runner on a Context.
-    steerer: str | None = None
-    # The ExperimentConfig flags a domain with its own steerer accepts (`latentsteer steer
-    # --seed ...`, besides --goal, --start, --out and its own settings); the CLI refuses the
-    # others for its models. Unused without a steerer (the engine takes them all).
-    request_flags: tuple[str, ...] = ()
+    # The ExperimentConfig fields its experiments take besides experiment_config's
+    # COMMON_SETTINGS; None: those of the engine's trajectories. The CLI, the library and
+    # params.yaml refuse the others for its models, in one line.
+    settings: tuple[str, ...] | None = None
+    # ExperimentConfig fields whose default differs for this domain's models
+    # (molecules: fewer, smaller ascent steps, a similarity threshold).
+    experiment_defaults: Mapping[str, object] = {}
     # "module:function(domain, model_dir, settings, sources, cached) -> Context", imported
     # when a context is first loaded: a stage that only builds or trains models then does
     # not depend on the steering engine (dvc.yaml declares what each stage imports).
@@ -241,6 +241,15 @@ class Domain:
         module, attr = self.context_loader.split(":")
         loader = getattr(importlib.import_module(module), attr)
         return loader(self, model_dir, settings, sources, cached)
+
+    def check_experiment(self, cfg: object) -> None:
+        """Refuse an experiment this domain's models cannot run (one line); the settings'
+        own ranges are :class:`~latentsteer.experiment_config.ExperimentConfig`'s. Nothing
+        more by default.
+
+        Raises:
+            ValueError: the domain's own reason.
+        """
 
     # ---------------------------------------------------------------- starts
     def parse_start(

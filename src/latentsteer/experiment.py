@@ -48,8 +48,8 @@ can be compared.
 from latentsteer.context import Context, safeguards
 from latentsteer.experiment_config import ExperimentConfig, heads_band
 from latentsteer.grading import CONFIDENT, assess, goal_keys, goal_success, success_curve
-from latentsteer.results import curves, summary_line, write_results
-from latentsteer.runner import Outcome, closed_loop, recorded_steps, run_experiment, search_strategy
+from latentsteer.results import Outcome, curves, summary_line, write_results
+from latentsteer.runner import closed_loop, recorded_steps, run_experiment, search_strategy
 from latentsteer.tolerances import goal_tolerance
 
 __all__ = [

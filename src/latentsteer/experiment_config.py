@@ -5,14 +5,23 @@
 from __future__ import annotations
 
 import functools
+import math
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from latentsteer.goalspec import SYNTAX, check_goal_set, parse_goal
-from latentsteer.methods import EngineMethod
+from latentsteer.methods import VOCABULARY
 from latentsteer.model import MultiHeadVAE
 from latentsteer.tolerances import goal_tolerance, tolerance
+
+if TYPE_CHECKING:
+    from latentsteer.domain import Domain
+
+#: Oracle calls per start unless an experiment says otherwise: one default for every method
+#: and domain, the library, the CLI and the pipeline.
+DEFAULT_BUDGET = 100
 
 
 @dataclass
@@ -22,9 +31,8 @@ class ExperimentConfig:
     # What to reach, e.g. [thickness=max, digit=keep] (goalspec.py); no default: the
     # properties are the model's (its domain's), so every entry names its own.
     goals: list[str] = field(default_factory=list)
-    # latent: gradient ascent on codes; data_space: on pixels (the counter-example);
-    # random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
-    method: EngineMethod = "latent"
+    # one of the vocabulary (methods.py) that the model's domain takes (Domain.methods)
+    method: str = "latent"
     task: str | None = None  # experiments with the same task are compared in the report
     # The experiment this entry repeats on other starts (another seed): the report shows the
     # seeds' mean and worst next to it instead of a row of its own.
@@ -74,9 +82,19 @@ class ExperimentConfig:
     sigma: float = 0.5  # random search: proposal spread; CMA-ES: initial step (prior sd)
     box: float = 1.5  # bayesopt: half-width of the box around each start (prior sd)
     init: int = 16  # bayesopt: codes evaluated before the first GP, the start's included
+    # Oracle calls per start, every method: frames the in-loop oracles read (closed loop),
+    # or distinct samples measured (a domain's proposers, searches and GA)
+    budget: int = DEFAULT_BUDGET
+    # least similarity of a result to its start, in the domain's measure (null: none)
+    similarity: float | None = None
+    # property -> [lo, hi] a result must lie in (null: an open side); --bound prop=LO:HI
+    bounds: dict[str, list[float | None]] = field(default_factory=dict)
+    rounds: int = 2  # proposal rounds of a domain's own proposers (each spends what is left)
+    # settings of the domain's own proposers by name (Domain.proposer_settings)
+    proposer: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.goals:
+        if isinstance(self.goals, str) or not self.goals:
             raise ValueError(f"goals must list at least one goal; {SYNTAX}")
         self.specs = [parse_goal(g) for g in self.goals]
         check_goal_set(self.specs)
@@ -86,10 +104,33 @@ class ExperimentConfig:
             if getattr(self, key) not in choices:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; accepted: "
                                  f"{', '.join(choices)}")  # fmt: skip
+        if self.method not in VOCABULARY:
+            raise ValueError(f"unknown method {self.method!r}; accepted: "
+                             f"{', '.join(VOCABULARY)}")  # fmt: skip
+        if not isinstance(self.guide, bool):
+            raise ValueError(f"guide must be true or false; got {self.guide!r}")
         for key in ("steps", "knn_k", "record_every", "population", "check_every",
-                    "guide_patience"):  # fmt: skip
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be a positive integer; got {getattr(self, key)!r}")
+                    "guide_patience", "budget", "rounds"):  # fmt: skip
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        if self.similarity is not None and (
+            isinstance(self.similarity, bool) or not isinstance(self.similarity, int | float)
+            or not 0.0 <= self.similarity <= 1.0
+        ):  # fmt: skip
+            raise ValueError(f"similarity must be a number in [0, 1] or null; "
+                             f"got {self.similarity!r}")  # fmt: skip
+        if not isinstance(self.bounds, Mapping):
+            raise ValueError(f"bounds must map properties to [lo, hi]; got {self.bounds!r}")
+        for prop, pair in self.bounds.items():
+            finite = isinstance(pair, list | tuple) and len(pair) == 2 and all(
+                v is None or (isinstance(v, int | float) and math.isfinite(v)) for v in pair
+            )  # fmt: skip
+            if not finite or (None not in pair and pair[0] > pair[1]):
+                raise ValueError(f"bounds.{prop} must be [lo, hi] with lo <= hi (null: open); "
+                                 f"got {pair!r}")  # fmt: skip
+        if not isinstance(self.proposer, Mapping):
+            raise ValueError(f"proposer must map setting names to values; got {self.proposer!r}")
         if not self.retries >= 0:
             raise ValueError(f"retries must be >= 0; got {self.retries!r}")
         if self.tol is not None and not self.tol > 0:
@@ -125,6 +166,20 @@ class ExperimentConfig:
         """The settings as a plain dict (for MLflow and metrics)."""
         return {k: v for k, v in asdict(self).items() if k != "specs"}
 
+    @property
+    def properties(self) -> list[str]:
+        """Every property a rule reads, goals first, then bounds, without repeats."""
+        return list(dict.fromkeys([s.prop for s in self.specs] + list(self.bounds)))
+
+    def describe(self) -> str:
+        """The goals and constraints in one line, e.g. ``plogp=max, similarity >= 0.4``."""
+        parts = list(self.goals)
+        parts += [f"{p} in [{'' if lo is None else lo}, {'' if hi is None else hi}]"
+                  for p, (lo, hi) in self.bounds.items()]  # fmt: skip
+        if self.similarity is not None:
+            parts.append(f"similarity >= {self.similarity:g}")
+        return ", ".join(parts)
+
 
 @functools.cache
 def _choices(cls: type) -> dict[str, tuple[str, ...]]:
@@ -144,3 +199,49 @@ def heads_band(cfg: ExperimentConfig, model: MultiHeadVAE, prop: str) -> float:
         return cfg.tol
     column = model.head_spec(prop).column
     return 0.5 * goal_tolerance(column, cfg.oracle_tol, model.domain.tolerances)
+
+
+#: Settings every domain's experiments take: what to reach, from where, how it is grouped,
+#: and the oracle budget.
+COMMON_SETTINGS = ("goals", "start", "method", "seed", "task", "replicate", "guide", "budget")
+#: Settings only a domain with proposers of its own reads (constraints relative to the
+#: start, rounds, the proposers' own settings): the engine's trajectories do not.
+PROPOSAL_SETTINGS = ("similarity", "bounds", "rounds", "proposer")
+
+
+def configure(domain: Domain, settings: Mapping[str, Any]) -> ExperimentConfig:
+    """An experiment on ``domain``'s models: the domain's defaults
+    (``Domain.experiment_defaults``), then ``settings``; checked against what the domain
+    takes (``Domain.methods``, ``Domain.settings``, ``Domain.check_experiment``).
+
+    Raises:
+        ValueError: an unknown setting, one the domain does not use, a method it does not
+            take, or a bad value (one line naming it).
+    """
+    known = [f.name for f in fields(ExperimentConfig)]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a steering setting; accepted: "
+                         f"{', '.join(known)}")  # fmt: skip
+    taken = settings_of(domain)
+    unused = [k for k in settings if k not in taken]
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: not used by {domain.name} models; their "
+                         f"settings: {', '.join(taken)}")  # fmt: skip
+    merged = {**domain.experiment_defaults, **settings}
+    method = merged.get("method", domain.methods[0])
+    if method not in domain.methods:
+        raise ValueError(f"method {method}: not a method of {domain.name} models; "
+                         f"theirs: {', '.join(domain.methods)}")  # fmt: skip
+    cfg = ExperimentConfig(**{"method": method, **merged})
+    domain.check_experiment(cfg)
+    return cfg
+
+
+def settings_of(domain: Domain) -> list[str]:
+    """The :class:`ExperimentConfig` fields ``domain``'s experiments take: the common ones,
+    then ``Domain.settings`` (by default every field the engine's trajectories read)."""
+    own = domain.settings
+    if own is None:
+        own = tuple(f.name for f in fields(ExperimentConfig) if f.name not in PROPOSAL_SETTINGS)
+    return list(dict.fromkeys([*COMMON_SETTINGS, *own]))

@@ -2,14 +2,12 @@
 
 Each domain declares which of these its models take (``Domain.methods``; the first is its
 default); the CLI and ``params.yaml`` accept exactly those, and ``metrics.json`` records the
-name. The engine's runner (:mod:`latentsteer.runner`) serves :data:`ENGINE_METHODS`; a
-domain with requests of its own (``Domain.steerer``: molecules) serves its list with the
-engine's rules, verdicts and budgeted oracles.
+name. The engine's runner (:mod:`latentsteer.runner`) moves codes along trajectories for
+:data:`ENGINE_METHODS`; a domain whose context proposes samples of its own (molecules)
+serves its list with the engine's rules, verdicts, rounds and budgeted oracles.
 """
 
 from __future__ import annotations
-
-from typing import Literal, get_args
 
 #: name -> what it does
 VOCABULARY: dict[str, str] = {
@@ -22,7 +20,7 @@ VOCABULARY: dict[str, str] = {
     "dataset": "the best training sample within the constraints",
 }
 
-# latent: gradient ascent on codes; data_space: on pixels (the counter-example);
-# random_search, cmaes, bayesopt: gradient-free baselines on codes (blackbox.py).
-EngineMethod = Literal["latent", "data_space", "random_search", "cmaes", "bayesopt"]
-ENGINE_METHODS: tuple[str, ...] = get_args(EngineMethod)
+#: The methods the engine's trajectories serve (runner.py): latent: gradient ascent on codes;
+#: data_space: on the samples (the counter-example); random_search, cmaes, bayesopt:
+#: gradient-free searches of codes (blackbox.py).
+ENGINE_METHODS: tuple[str, ...] = ("latent", "data_space", "random_search", "cmaes", "bayesopt")

@@ -1,7 +1,7 @@
 """What every steering run returns, in every domain: the one result interface of
 :func:`latentsteer.steer`.
 
-An MNIST run's :class:`~latentsteer.runner.Outcome` and a molecule run's
+An MNIST run's :class:`~latentsteer.results.Outcome` and a molecule run's
 :class:`~latentsteer.domains.molecules.steering.MoleculeOutcome` both hold it; each adds what
 its samples need (decoded frames; a table of molecules).
 """

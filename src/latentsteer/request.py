@@ -3,10 +3,10 @@
 ``latentsteer.steer(goals=[...], start=...)`` does what ``latentsteer steer --goal ...
 --start ...`` does: it loads the model and what its domain's context reads (given by name, or
 the pipeline's folders in the checkout that holds the model folder: never the working
-directory), runs one experiment with the defaults of
-:class:`~latentsteer.experiment.ExperimentConfig` (closed loop on, see
-:mod:`latentsteer.guide`) and certifies every sample with oracles the loop never saw.
-Anything else an experiment entry accepts may be passed as a keyword.
+directory), runs one experiment through the engine's runner with the defaults of
+:class:`~latentsteer.experiment_config.ExperimentConfig` and the model's domain (closed loop
+on, see :mod:`latentsteer.guide`) and certifies every sample with oracles the loop never
+saw. Anything else an experiment entry accepts for that domain may be passed as a keyword.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from typing import Any
 from latentsteer.atomic import check_writable
 from latentsteer.context import Context
 from latentsteer.errors import LatentsteerError
-from latentsteer.experiment_config import ExperimentConfig
+from latentsteer.experiment_config import configure
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.outcome import SteerOutcome
 from latentsteer.registry import domain_of
-from latentsteer.results import write_results
-from latentsteer.runner import run_experiment
+from latentsteer.runner import ProposingContext, run_experiment
 
 
 def checkout_of(path: str | Path) -> Path | None:
@@ -64,7 +63,7 @@ def steer(
     start: str = "random:256",
     *,
     model: str | Path = "models/vae_calibrated",
-    context: Context | None = None,
+    context: Context | ProposingContext | None = None,
     out: str | Path | None = None,
     device: str = "auto",
     workers: int | None = None,
@@ -76,52 +75,45 @@ def steer(
         goals: goal strings, e.g. ``["thickness=max", "digit=keep"]`` (see
             :mod:`latentsteer.goalspec`).
         start: ``random:N``, or a form the model's domain reads (MNIST: ``test:A-B`` or a
-            path to images).
+            path to images; molecules: a ``.smi`` file).
         model: the model folder (the pipeline's by default); it names its domain.
-        context: an already loaded :class:`Context` (then no folder is read).
-        out: a folder to write ``trajectory.npz``, ``grid.png``, ``curves.png`` and
-            ``metrics.json`` to, as the optimize stages do.
+        context: an already loaded context (then no folder is read).
+        out: a folder for the run's files: MNIST ``trajectory.npz``, ``grid.png``,
+            ``curves.png`` and ``metrics.json``, as the optimize stages write them;
+            molecules ``molecules.csv``, ``metrics.json`` and ``grid.png``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
-        workers: processes for the final measures (``None``: one per core).
+        workers: processes for the oracles' measures (``None``: one per core).
         **settings: the domain's sources by name (MNIST: ``judge``, ``certifier`` — ``None``
-            grades with the guide judge, and the metrics say so —, ``data``, ``labels``),
-            and any field of :class:`ExperimentConfig` (``steps``, ``guide``, ...).
-
-    A model whose domain takes settings of its own (``Domain.steerer``) hands the request
-    to it: a molecule model's settings are ``similarity``, ``bounds``, ``budget`` (oracle
-    calls per start), ``method``, ``labels``, ...; its start a ``.smi`` file or
-    ``random:N``; ``out`` gets ``molecules.csv``, ``metrics.json`` and ``grid.png``.
+            grades with the guide judge, and the metrics say so —, ``data``, ``labels``;
+            molecules: ``labels``), and any field of :class:`ExperimentConfig` the model's
+            domain takes (``budget``, ``guide``, ``steps``; molecules: ``similarity``,
+            ``bounds``, ``proposer``, ...), its defaults the domain's.
 
     Returns:
         A :class:`~latentsteer.outcome.SteerOutcome` of any domain: ``outcome.metrics`` has
         the common keys (oracle success next to the heads'), and
         ``outcome.per_sample["success"]`` says which starts the oracles certified (MNIST:
-        a :class:`~latentsteer.runner.Outcome`; molecules: a
+        a :class:`~latentsteer.results.Outcome`; molecules: a
         :class:`~latentsteer.domains.molecules.steering.MoleculeOutcome`).
 
     Raises:
         ValueError: a bad goal, start or setting (one line naming it).
         LatentsteerError: a missing or damaged model folder or source.
     """
-    check_writable(out)  # before any model is read: a folder we cannot write fails now
-    given: dict[str, Any] = {}
-    if context is None:
-        domain = domain_of(model)
-        if (steerer := domain.steerer) is not None:
-            # A domain with a steering protocol of its own (molecules) takes the request.
-            import importlib
-
-            module, attr = steerer.split(":")
-            run = getattr(importlib.import_module(module), attr)
-            return run(goals, start, model=model, out=out, device=device, workers=workers,
-                       **settings)  # fmt: skip
-        given = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
-    cfg = ExperimentConfig(goals=list(goals), start=start, **settings)
+    # Before any model is read, a folder we cannot write fails now (a molecule run replaces
+    # it as a whole, so the folder holding it is checked).
+    check_writable(out, whole=True)
+    domain = context.model.domain if context is not None else domain_of(model)
+    given = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
+    if given and context is not None:
+        raise ValueError(f"{', '.join(given)}: a source of the model's context; the context "
+                         "given is already loaded")  # fmt: skip
+    cfg = configure(domain, {"goals": list(goals), "start": start, **settings})
     if context is None:
         sources = source_paths(model, domain.sources, given)
         shared = OptimizeConfig(device=device, workers=workers)
         context = domain.load_context(model, shared, sources)
     outcome = run_experiment(cfg, context)
     if out is not None:
-        write_results(outcome, out)
+        outcome.write(out)
     return outcome

@@ -1,15 +1,40 @@
-"""The files a run leaves: ``trajectory.npz``, ``grid.png``, ``curves.png`` and
-``metrics.json`` (described in :mod:`latentsteer.experiment`), and its one-line summary."""
+"""The outcome of the engine's trajectories (:class:`Outcome`), the files it leaves:
+``trajectory.npz``, ``grid.png``, ``curves.png`` and ``metrics.json`` (described in
+:mod:`latentsteer.experiment`), and a run's one-line summary."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from latentsteer.ascent import SteerResult
 from latentsteer.atomic import atomic_file, write_json
+from latentsteer.domain import OracleReport, Start
+from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.plots import save_curves
-from latentsteer.runner import Outcome
+
+
+@dataclass
+class Outcome:
+    """A finished experiment: its path, oracle readings and metrics."""
+
+    config: ExperimentConfig
+    start: Start
+    result: SteerResult
+    frames: np.ndarray  # (F,) recorded steps
+    images: torch.Tensor  # (F, n, *sample_shape) the decoded path at those steps
+    frame_reports: list[OracleReport]  # oracle readings of every recorded frame
+    metrics: dict[str, float | int | str]
+    per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, ...; (n, f) features
+    per_frame: dict[str, np.ndarray]  # (F,) success_by_frame, calls_by_frame (success_curve)
+
+    def write(self, folder: str | Path) -> None:
+        """``trajectory.npz``, ``grid.png``, ``curves.png`` and ``metrics.json`` in
+        ``folder`` (:func:`latentsteer.results.write_results`)."""
+        write_results(self, folder)
 
 
 def write_results(outcome: Outcome, folder: str | Path, rows: int = 8, cols: int = 10) -> None:
@@ -106,4 +131,6 @@ def summary_line(m: dict) -> str:
         line += f", in-loop oracles' {pct('guide_success_rate')}"
     if m.get("unverified_goals"):
         line += f"; unverified goals: {m['unverified_goals']}"
-    return line + f"; realism x{m['realism_ratio']:.2f}, {m['wall_s']:.1f} s"
+    if m.get("realism_ratio") is not None:
+        line += f"; realism x{m['realism_ratio']:.2f}"
+    return line + f"; {m['oracle_calls']:.0f} oracle calls a start, {m['wall_s']:.1f} s"

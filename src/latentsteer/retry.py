@@ -14,7 +14,8 @@ Goals that keep no digit gain nothing from it (the same path again), so they get
 Only the unconfirmed samples move again; the others hold still and are not checked. The
 recorded path of a retried sample is its last attempt (which starts where the one before
 ended: at its start), and its calls are all its attempts' together, so that success by
-calls stays honest.
+calls stays honest. Under an ``oracle_budget`` the attempts share it: a later attempt gets
+only what each sample has left, and a sample with nothing left is not retried.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import torch
 from latentsteer.ascent import SteerResult, ascend
 from latentsteer.guide import Guide
 from latentsteer.model import MultiHeadVAE
+from latentsteer.trust_region import per_sample_budget
 
 INSIST = 3.0  # the keep penalty's weight, relative to the attempt before
 
 
 def ascend_with_retries(
     model: MultiHeadVAE, start: torch.Tensor, goals: list, *, guide: Guide, retries: int,
-    **settings: object,
+    oracle_budget: int | None = None, **settings: object,
 ) -> SteerResult:  # fmt: skip
     """:func:`~latentsteer.ascent.ascend` with ``guide``, then up to ``retries`` more attempts
     at the samples it left unconfirmed (see the module docstring).
@@ -40,22 +42,34 @@ def ascend_with_retries(
     Args:
         start: ``(n, d)`` starting codes.
         goals: the goals bound for ``guide`` (their floors and centres carry over).
+        oracle_budget: oracle calls allowed per sample over all its attempts (an int >= 1),
+            or ``None`` for no cap. Each later attempt gets ``(n,)`` what each sample has
+            left (``oracle_budget - oracle_calls`` so far); one with nothing left is not
+            retried. So the merged ``oracle_calls <= oracle_budget``.
         settings: the other keywords of ``ascend``.
 
     Raises:
-        ValueError: a negative ``retries``, or what ``ascend`` raises.
+        ValueError: a negative ``retries``, a bad ``oracle_budget``, or what ``ascend``
+            raises.
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0; got {retries!r}")
-    result = ascend(model, start, goals, guide=guide, **settings)  # type: ignore[arg-type]
+    allowed = per_sample_budget(oracle_budget, len(start))
+    result = ascend(model, start, goals, guide=guide, oracle_budget=oracle_budget,
+                    **settings)  # type: ignore[arg-type]  # fmt: skip
     # Without a kept digit nothing differs the second time: the same path again.
     for _ in range(retries if guide.keeps_a_class else 0):
         again = torch.tensor([r == "unconfirmed" for r in result.stop_reason])
+        left = None
+        if allowed is not None:
+            assert result.oracle_calls is not None
+            left = (allowed - result.oracle_calls).clamp(min=0)  # (n,)
+            again &= left > 0
         if not again.any():
             break
         guide.insist(INSIST)
         second = ascend(model, result.z[-1], goals, guide=guide, moving=again,
-                        **settings)  # type: ignore[arg-type]  # fmt: skip
+                        oracle_budget=left, **settings)  # type: ignore[arg-type]  # fmt: skip
         result = merge_attempts(result, second, again)
     return result
 

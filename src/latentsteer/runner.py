@@ -1,10 +1,20 @@
-"""Running one experiment: the domain reads the start, the goals bind to the model, the
-ascent (or a baseline) moves the codes, and the recorded frames are read by the certifying
-oracle and graded (:mod:`latentsteer.grading`)."""
+"""Running one experiment, for every domain (:func:`run_experiment`).
+
+On a :class:`~latentsteer.context.Context` the engine moves codes along trajectories: the
+domain reads the start, the goals bind to the model, the ascent (or a search) moves the
+codes under the closed loop, and the recorded frames are read by the certifying oracle and
+graded (:mod:`latentsteer.grading`); the result is each sample's last confirmed frame.
+
+A domain whose context proposes samples of its own (a :class:`ProposingContext`: molecules)
+runs the same experiment with the engine's other parts: its proposers in rounds
+(:mod:`latentsteer.rounds`) under a budgeted oracle (:mod:`latentsteer.budget`), the shared
+rules and verdicts (:mod:`latentsteer.verdicts`), and the best candidate the oracle measured
+as each start's result, certified afresh.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Protocol, overload
 
 import numpy as np
 import torch
@@ -13,13 +23,16 @@ from latentsteer.ascent import SteerResult, StopRule, ascend
 from latentsteer.baselines import data_space_ascent
 from latentsteer.blackbox import Strategy, blackbox_search
 from latentsteer.context import Context, safeguards
-from latentsteer.domain import OracleReport, Start
+from latentsteer.domain import Start
 from latentsteer.experiment_config import ExperimentConfig, heads_band
 from latentsteer.grading import assess, success_curve
 from latentsteer.guide import Guide, read_starts
+from latentsteer.methods import ENGINE_METHODS
 from latentsteer.objectives import Goal, Keep
+from latentsteer.outcome import SteerOutcome
 from latentsteer.random_search import RandomSearch
 from latentsteer.readout import readout as make_readout
+from latentsteer.results import Outcome
 from latentsteer.retry import ascend_with_retries
 from latentsteer.safeguards import (
     PriorPenalty,
@@ -28,19 +41,13 @@ from latentsteer.safeguards import (
 )
 
 
-@dataclass
-class Outcome:
-    """A finished experiment: its path, oracle readings and metrics."""
+class ProposingContext(Protocol):
+    """A domain's context that steers by proposing samples of its own (molecules:
+    :class:`~latentsteer.domains.molecules.context.MoleculeContext`)."""
 
-    config: ExperimentConfig
-    start: Start
-    result: SteerResult
-    frames: np.ndarray  # (F,) recorded steps
-    images: torch.Tensor  # (F, n, *sample_shape) the decoded path at those steps
-    frame_reports: list[OracleReport]  # oracle readings of every recorded frame
-    metrics: dict[str, float | int | str]
-    per_sample: dict[str, np.ndarray]  # (n,) success, predicted_success, ...; (n, f) features
-    per_frame: dict[str, np.ndarray]  # (F,) success_by_frame, calls_by_frame (success_curve)
+    def steer(self, cfg: ExperimentConfig) -> SteerOutcome:
+        """Run ``cfg`` from the start it names; the oracles certify every result."""
+        ...
 
 
 def steer_start(
@@ -73,7 +80,7 @@ def steer_start(
             steps=cfg.steps, lr=cfg.lr, optimizer=cfg.optimizer,
             safeguards=[g for g in guards if g.weight or _projects(g)], stop=stop,
             penalty_weight=cfg.penalty, readout=cfg.readout, seed=cfg.seed,
-            check_every=cfg.check_every,
+            check_every=cfg.check_every, oracle_budget=cfg.budget,
         )  # fmt: skip
         z0 = start.z.to(model.device)
         if guide is None:
@@ -94,16 +101,38 @@ def steer_start(
             penalty_weight=cfg.penalty, readout=cfg.readout,
             stop_when_satisfied=cfg.stop_when_satisfied, guide=guide,
             check_every=cfg.check_every, guide_patience=cfg.guide_patience,
+            oracle_budget=cfg.budget,
         )  # fmt: skip
     return result, guards, keep_reference, guide
 
 
-def run_experiment(cfg: ExperimentConfig, ctx: Context, progress: bool = False) -> Outcome:
-    """Run one experiment and measure its outcome with the oracles.
+@overload
+def run_experiment(cfg: ExperimentConfig, ctx: Context) -> Outcome: ...
+@overload
+def run_experiment(cfg: ExperimentConfig, ctx: ProposingContext) -> SteerOutcome: ...
+def run_experiment(cfg: ExperimentConfig, ctx: Context | ProposingContext) -> SteerOutcome:
+    """Run one experiment and measure its outcome with the certifying oracles (see the
+    module docstring): an :class:`Outcome` on a :class:`Context`, else the proposing
+    context's own outcome.
 
     Raises:
         ValueError: a goal the model cannot take, a bad start spec, and the like.
     """
+    if not isinstance(ctx, Context):
+        return ctx.steer(cfg)
+    return run_trajectories(cfg, ctx)
+
+
+def run_trajectories(cfg: ExperimentConfig, ctx: Context) -> Outcome:
+    """The engine's trajectories: steer the codes of ``cfg.start`` (:func:`steer_start`),
+    read the recorded frames with the certifying oracles and grade them.
+
+    Raises:
+        ValueError: a method the trajectories do not serve (one line).
+    """
+    if cfg.method not in ENGINE_METHODS:
+        raise ValueError(f"method {cfg.method}: not a method of {ctx.model.domain.name} "
+                         f"models; theirs: {', '.join(ctx.model.domain.methods)}")  # fmt: skip
     model = ctx.model
     start = model.domain.parse_start(cfg.start, model, seed=cfg.seed, data_root=ctx.data_root)
     result, guards, keep_reference, guide = steer_start(cfg, ctx, start)

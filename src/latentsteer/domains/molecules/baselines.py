@@ -1,8 +1,8 @@
 """What latent ascent on molecules is compared with, on the same starts and oracle budget.
 
 Each baseline only decides *which molecules to ask RDKit about* for each start; the result
-of every method is then chosen by the same rule from what it asked (:mod:`.task`), so the
-methods differ in their proposals alone.
+of every method is then chosen by the same rule from what it asked
+(:mod:`latentsteer.verdicts`), so the methods differ in their proposals alone.
 
 * :func:`latent_search` — random search, CMA-ES or Bayesian optimisation in the latent
   space around the same starting codes the ascent uses (the inverted codes of
@@ -29,7 +29,7 @@ import torch
 
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
-from latentsteer.domains.molecules.task import MoleculeTask
+from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.model import MultiHeadVAE
 from latentsteer.verdicts import judge
 
@@ -39,15 +39,15 @@ FAR = -10.0
 
 
 def _values(
-    task: MoleculeTask, i: int, smiles: list[str], start: str, start_fp: object,
+    cfg: ExperimentConfig, i: int, smiles: list[str], start: str, start_fp: object,
     oracle: CountedOracle, grade: Callable[..., object],
 ) -> np.ndarray:  # fmt: skip
     """Search values of start ``i``'s proposals: RDKit's score where similar enough (a call
     each, while the budget lasts), else ``FAR`` minus the missing similarity."""
     sims = tanimoto(start_fp, fingerprints(smiles))
     same = np.array([s == start for s in smiles], dtype=bool)
-    ok = (sims >= task.similarity) & ~same
-    values = FAR - 10.0 * np.maximum(task.similarity - sims, 0.0) - same
+    ok = (sims >= cfg.similarity) & ~same
+    values = FAR - 10.0 * np.maximum(cfg.similarity - sims, 0.0) - same
     if ok.any():
         measured = oracle.measure(i, [s for s, k in zip(smiles, ok, strict=True) if k])
         score = grade(measured, sims[ok]).score  # type: ignore[attr-defined]
@@ -59,7 +59,7 @@ def latent_search(
     model: MultiHeadVAE,
     codes: torch.Tensor,
     starts: list[str],
-    task: MoleculeTask,
+    cfg: ExperimentConfig,
     oracle: CountedOracle,
     grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]],
     kind: str,
@@ -71,7 +71,7 @@ def latent_search(
         codes: ``(n, d)`` starting codes (the ascent's, after inversion).
         starts: the starts' canonical SMILES.
         grade: start index → a function of ``(measured values, similarities)`` giving
-            :class:`~.task.Verdicts`.
+            :class:`~latentsteer.verdicts.Verdicts`.
         kind: ``random_search``, ``cmaes`` or ``bayesopt``.
 
     Returns:
@@ -80,9 +80,9 @@ def latent_search(
     if kind == "bayesopt":
         from latentsteer.bayesopt import BayesOpt
 
-        # Cheaper than the engine's defaults, measured on the first 40 starts of each task
+        # Cheaper than the engine's defaults, measured on the first 40 starts of each cfg
         # (docs/molecules.md): success as good within noise, about half the time.
-        strategy = BayesOpt(codes.cpu(), task.box, task.init, task.population, task.seed,
+        strategy = BayesOpt(codes.cpu(), cfg.box, cfg.init, cfg.population, cfg.seed,
                             raw_samples=64, restarts=1, mc_samples=64, fit_iterations=30,
                             warm_start=True)  # fmt: skip
     else:
@@ -90,13 +90,13 @@ def latent_search(
         from latentsteer.random_search import RandomSearch
 
         make = {"random_search": RandomSearch, "cmaes": CMAES}[kind]
-        strategy = make(codes.cpu(), task.sigma, task.population, task.seed)
+        strategy = make(codes.cpu(), cfg.sigma, cfg.population, cfg.seed)
     start_fps = fingerprints(starts)
     n = len(starts)
     calls = np.zeros(n, dtype=np.int64)
     # Rounds stop once every start has spent its budget, or after three budgets' worth of
     # proposals (a search stuck on molecules it already asked about spends nothing).
-    for _ in range(math.ceil(3 * task.budget / task.population)):
+    for _ in range(math.ceil(3 * cfg.budget / cfg.population)):
         active = [i for i in range(n) if oracle.left(i) > 0]
         if not active:
             break
@@ -108,7 +108,7 @@ def latent_search(
         values = torch.full((m, n), FAR)
         for i in active:
             calls[i] += m
-            v = _values(task, i, list(smiles[:, i]), starts[i], start_fps[i], oracle, grade(i))
+            v = _values(cfg, i, list(smiles[:, i]), starts[i], start_fps[i], oracle, grade(i))
             values[:, i] = torch.as_tensor(v, dtype=torch.float32)
         strategy.tell(candidates, values)
     return calls
@@ -116,7 +116,7 @@ def latent_search(
 
 def genetic(
     starts: list[str],
-    task: MoleculeTask,
+    cfg: ExperimentConfig,
     oracle: CountedOracle,
     grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]],
     offspring: int = 20,
@@ -140,10 +140,10 @@ def genetic(
     ]
     if n_jobs <= 1:
         only = shares[0]
-        parts = [_breed(starts, only, task, oracle.budget, grade, offspring, oracle.cache)]
+        parts = [_breed(starts, only, cfg, oracle.budget, grade, offspring, oracle.cache)]
     else:
         run = Parallel(n_jobs=n_jobs, backend="loky")
-        parts = run(delayed(_breed)(starts, share, task, oracle.budget, grade, offspring, {})
+        parts = run(delayed(_breed)(starts, share, cfg, oracle.budget, grade, offspring, {})
                     for share in shares)  # fmt: skip
     for share, (asked, cache) in zip(shares, parts, strict=True):
         oracle.cache.update(cache)
@@ -153,7 +153,7 @@ def genetic(
 
 
 def _breed(
-    starts: list[str], share: list[int], task: MoleculeTask, budget: int,
+    starts: list[str], share: list[int], cfg: ExperimentConfig, budget: int,
     grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]], offspring: int,
     cache: dict[str, dict[str, float]],
 ) -> tuple[list[dict[str, None]], dict[str, dict[str, float]]]:  # fmt: skip
@@ -165,19 +165,19 @@ def _breed(
     for i in share:
 
         def score(smiles: list[str], i: int = i) -> list[float]:
-            return _values(task, i, smiles, starts[i], start_fps[i], oracle, grade(i)).tolist()
+            return _values(cfg, i, smiles, starts[i], start_fps[i], oracle, grade(i)).tolist()
 
         default_ga(
             starting_population_smiles=[starts[i]], scoring_function=score,
-            max_generations=math.ceil(3 * task.budget / offspring), offspring_size=offspring,
-            population_size=100, rng=random.Random(task.seed + i),
+            max_generations=math.ceil(3 * cfg.budget / offspring), offspring_size=offspring,
+            population_size=100, rng=random.Random(cfg.seed + i),
         )  # fmt: skip
     return [oracle.asked[i] for i in share], oracle.cache
 
 
 def best_of_dataset(
     starts: list[str],
-    task: MoleculeTask,
+    cfg: ExperimentConfig,
     dataset: pd.DataFrame,
     start_values: pd.DataFrame,
     spread: Mapping[str, float],
@@ -191,8 +191,8 @@ def best_of_dataset(
     out: list[int | None] = []
     for i, (start, fp) in enumerate(zip(starts, fingerprints(starts), strict=True)):
         sims = tanimoto(fp, fps)
-        near = np.flatnonzero(sims >= task.similarity)
-        verdict = judge(task, dataset.iloc[near].reset_index(drop=True), start_values.iloc[i],
+        near = np.flatnonzero(sims >= cfg.similarity)
+        verdict = judge(cfg, dataset.iloc[near].reset_index(drop=True), start_values.iloc[i],
                         sims[near], names[near] == start, spread, tolerance)  # fmt: skip
         best = verdict.best()
         out.append(None if best is None else int(near[best]))

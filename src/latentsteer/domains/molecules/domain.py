@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -25,6 +26,9 @@ from latentsteer.domains.molecules.networks import ConvEncoder, MLPDecoder
 from latentsteer.domains.molecules.smiles_file import SUFFIXES, describe_lines, read_smiles_file
 from latentsteer.domains.molecules.vocabulary import Vocabulary
 from latentsteer.model import ModelConfig, MultiHeadVAE
+
+if TYPE_CHECKING:
+    from latentsteer.experiment_config import ExperimentConfig
 
 # Success tolerances of goals on measured properties, in their units: about a tenth of each
 # property's spread over the MOSES training molecules.
@@ -48,14 +52,44 @@ class MoleculeDomain(Domain):
     sample_suffixes = (".smi", ".png")
     file_suffixes = SUFFIXES
     start_help = "random:N, or a .smi file (one SMILES per line)"
-    # Steering molecules is its own protocol (candidates checked by RDKit under a similarity
-    # constraint): `latentsteer steer` and latentsteer.steer() hand it to this function
-    # instead of the shared experiment runner (docs/howto/add-a-domain.md).
-    steerer = "latentsteer.domains.molecules.request:steer_molecules_request"
     methods = METHODS
-    # The experiment flags of `latentsteer steer` its requests take besides --goal, --start,
-    # --out, --similarity, --bound and --budget (fields of MoleculeTask).
-    request_flags = ("method", "guide", "seed", "steps", "lr", "population", "sigma")
+    # Its context proposes molecules for RDKit to measure (context.py): the experiment
+    # settings it reads besides the common ones.
+    settings = ("similarity", "bounds", "rounds", "proposer", "steps", "lr", "sigma",
+                "population", "box", "init")  # fmt: skip
+    # The measured defaults of molecule steering: a short ascent of small steps from each
+    # start's code, searches near it (a box of ±0.6 per dimension spreads codes about as far
+    # as random search's sigma: a uniform box's sd is 0.6/√3 = 0.35, so the two searches
+    # differ in how they choose, not where), and results at least 0.4 similar to the start.
+    experiment_defaults = {"steps": 40, "lr": 0.02, "sigma": 0.3, "population": 10,
+                           "box": 0.6, "init": 10, "similarity": 0.4}  # fmt: skip
+    # The training molecules' labels folder (--labels); by default the one the model
+    # recorded at training, when it exists.
+    sources = {"labels": None}
+    context_loader = "latentsteer.domains.molecules.context:load_context"
+
+    def check_experiment(self, cfg: ExperimentConfig) -> None:  # type: ignore[override]
+        """Goals and bounds on RDKit's properties, at least one goal asking for a change,
+        ``guide: false`` only for the latent ascent, and a similarity threshold (the
+        ``proposer`` settings are checked by the context that steers, which reads them:
+        :class:`~.proposal_settings.ProposalSettings`)."""
+        from latentsteer.domains.molecules.properties import COLUMNS
+
+        specs, bounds = cfg.specs, cfg.bounds
+        for where, prop in [*((f"goal {s.text!r}", s.prop) for s in specs),
+                            *(("bounds", p) for p in bounds)]:  # fmt: skip
+            if prop not in COLUMNS:
+                raise ValueError(f"{where}: unknown property {prop!r}; accepted: "
+                                 f"{', '.join(COLUMNS)}")  # fmt: skip
+        if all(s.kind == "keep" for s in specs):
+            raise ValueError("at least one goal must ask for a change (max, min, a value or +D)")
+        if not cfg.guide and cfg.method != "latent":
+            raise ValueError(
+                f"guide: false is the unguarded latent ascent; method "
+                f"{cfg.method} has no unguarded form"
+            )
+        if cfg.similarity is None:
+            raise ValueError("similarity must be a number in [0, 1] for molecules (0: none)")
 
     def __init__(self, vocabulary: Vocabulary | None = None, labels: str | None = None) -> None:
         self.vocabulary = vocabulary

@@ -6,11 +6,11 @@ params.yaml): which test molecules start, which goals, which thresholds and base
 ``starts.lowest``       take the ``n`` with the lowest value of this property (the
                         constrained-optimisation protocol), else a seeded draw
 ``starts.where``        property → ``[lo, hi]``: only test molecules in this range
-``goals``, ``bounds``   as :class:`~.task.MoleculeTask`
+``goals``, ``bounds``   as :class:`~latentsteer.experiment_config.ExperimentConfig`
 ``similarity``          δ, or a list of them (the method runs once, and is graded per δ
                         with its own budget)
-``method``              ``ascent`` (default) or ``unguarded``
-``baselines``           methods run on the same starts and budget: ``random``, ``cmaes``,
+``method``, ``guide``   ``latent`` (default); ``guide: false``: the unguarded ascent
+``baselines``           methods run on the same starts and budget: ``random_search``, ``cmaes``,
                         ``bayesopt``, ``ga``, ``dataset``
 ``baseline_similarity`` the thresholds the baselines run at (null: every δ)
 ``baseline_starts``     run the baselines on the first N starts only (the ascent's row on
@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from latentsteer.domains.molecules.properties import COLUMNS
-from latentsteer.domains.molecules.task import DEFAULT_BUDGET
 from latentsteer.domains.molecules.vocabulary import Vocabulary
+from latentsteer.experiment_config import DEFAULT_BUDGET
 
 BASELINES = ("random_search", "cmaes", "bayesopt", "ga", "dataset")
 
@@ -68,7 +68,7 @@ class MoleculeExperimentConfig:
     baselines: list[str] = field(default_factory=list)
     baseline_similarity: list[float] | None = None
     baseline_starts: int | None = None
-    budget: int = DEFAULT_BUDGET  # oracle calls per start, as MoleculeTask's
+    budget: int = DEFAULT_BUDGET  # oracle calls per start, as ExperimentConfig.budget
     seed: int = 0
 
     def __post_init__(self) -> None:

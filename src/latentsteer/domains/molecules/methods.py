@@ -1,5 +1,5 @@
-"""The ways to steer a molecule (``MoleculeTask.method``; the first is the default), named
-from the engine's one vocabulary (:mod:`latentsteer.methods`).
+"""The ways to steer a molecule (``ExperimentConfig.method`` of a molecule model; the first is
+the default), named from the engine's one vocabulary (:mod:`latentsteer.methods`).
 
 ``latent``: the model's heads propose, RDKit checks (:mod:`.proposals`); with ``guide:
 false`` the plain ascent with no checks, the counter-example; ``random_search``, ``cmaes``,

@@ -1,8 +1,9 @@
-"""Steer molecules: one task, one method, every start; RDKit certifies each result.
+"""Steer molecules: one cfg, one method, every start; RDKit certifies each result.
 
-:func:`steer_molecules` runs a :class:`~.task.MoleculeTask` on :class:`MoleculeStarts`:
+:func:`steer_molecules` runs one experiment (an engine
+:class:`~latentsteer.experiment_config.ExperimentConfig`) on :class:`MoleculeStarts`:
 
-* the method decides which molecules to ask RDKit about for each start, within the task's
+* the method decides which molecules to ask RDKit about for each start, within the cfg's
   oracle budget (the engine's :mod:`latentsteer.budget`): latent ascent proposes in rounds
   (:mod:`.proposals`, the engine's :mod:`latentsteer.rounds` ranking them by the heads'
   reading), the baselines propose their own way (:mod:`.baselines`);
@@ -33,9 +34,10 @@ from latentsteer.domains.molecules.calibration import HeadCalibration
 from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
+from latentsteer.domains.molecules.proposal_settings import ProposalSettings
 from latentsteer.domains.molecules.proposals import Proposals, invert, propose, read_rows
 from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
-from latentsteer.domains.molecules.task import MoleculeTask, describe
+from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.model import MultiHeadVAE
 from latentsteer.rounds import Offer, select_measured, spend_in_rounds
 from latentsteer.verdicts import Verdicts, judge, judge_table
@@ -48,14 +50,14 @@ def labels_read(folder: str | os.PathLike[str] | None) -> str:
     return "none" if folder is None else f"training and validation molecules of {folder}"
 
 
-def in_loop_oracles(task: MoleculeTask) -> str:
+def in_loop_oracles(cfg: ExperimentConfig) -> str:
     """What a method consults while it steers: RDKit within the budget, the training
     molecules' RDKit labels (``dataset``), or nothing (the unguarded ascent)."""
-    if not task.guide:
+    if not cfg.guide:
         return "none"
-    if task.method == "dataset":
+    if cfg.method == "dataset":
         return "RDKit labels of the training molecules"
-    return f"RDKit, counted (at most {task.budget} molecules a start)"
+    return f"RDKit, counted (at most {cfg.budget} molecules a start)"
 
 
 @dataclass
@@ -114,10 +116,10 @@ def property_spreads(model: MultiHeadVAE, properties: list[str]) -> dict[str, fl
 
 @dataclass
 class MoleculeOutcome:
-    """What one task and method gave.
+    """What one cfg and method gave.
 
     Attributes:
-        task: the request.
+        config: the experiment.
         table: one row per start, in input order: ``start``, ``smiles`` (the result; the
             start itself when nothing acceptable was found), ``start_<p>`` and ``<p>`` for
             every measured property, ``similarity``, ``success`` (RDKit's verdict),
@@ -130,7 +132,7 @@ class MoleculeOutcome:
         verdicts: RDKit's verdicts on the results, one row per start.
     """
 
-    task: MoleculeTask
+    config: ExperimentConfig
     table: pd.DataFrame
     metrics: dict[str, Any]
     paths: list[list[str]] = field(default_factory=list)
@@ -172,19 +174,24 @@ class MoleculeOutcome:
         verdicts = Verdicts(*(getattr(self.verdicts, f.name)[:k] for f in fields(Verdicts)))
         table = self.table.head(k).reset_index(drop=True)
         wall = self.metrics["wall_s"] * k / n
-        metrics = summarise(self.task, table, verdicts, wall, self.metrics["reference_data"])
+        metrics = summarise(self.config, table, verdicts, wall, self.metrics["reference_data"])
         # Means over all the run's starts (neighbours offered, starts reconstructed) do not
         # carry; the constant does, and what the table alone gives is computed again.
         metrics["heads_calibrated_on"] = self.metrics.get("heads_calibrated_on", 0)
         metrics.update(_from_training(table, dataset))
         metrics["sliced_from"] = n
-        return MoleculeOutcome(self.task, table, metrics, self.paths[:k], verdicts)
+        return MoleculeOutcome(self.config, table, metrics, self.paths[:k], verdicts)
+
+    def write(self, out: str | os.PathLike[str]) -> None:
+        """``molecules.csv``, ``metrics.json`` and ``grid.png`` in the folder ``out``
+        (:func:`write_outcome`)."""
+        write_outcome(self, out)
 
 
 def steer_molecules(
     model: MultiHeadVAE,
     starts: MoleculeStarts,
-    task: MoleculeTask,
+    cfg: ExperimentConfig,
     spread: dict[str, float],
     *,
     dataset: pd.DataFrame | None = None,
@@ -195,7 +202,7 @@ def steer_molecules(
     calibration: HeadCalibration | None = None,
     reference: str = "none",
 ) -> MoleculeOutcome:
-    """Run ``task`` from every start with ``task.method`` (see the module docstring).
+    """Run ``cfg`` from every start with ``cfg.method`` (see the module docstring).
 
     Args:
         spread: property → its standard deviation over the training molecules (the units
@@ -207,7 +214,7 @@ def steer_molecules(
         cache: RDKit measures shared between methods (never changes what one is charged).
         workers: processes for RDKit.
         proposals: the ascent's first-round candidates for these starts and goals, when
-            already made (a task graded at several thresholds proposes its first round
+            already made (a cfg graded at several thresholds proposes its first round
             once); their inverted codes also start ``random`` and ``cmaes``.
         calibration: puts the heads' readings on RDKit's scale (:mod:`.calibration`)
             wherever they are read as values: ranking the ascent's candidates and the
@@ -221,14 +228,15 @@ def steer_molecules(
     """
     began = time.perf_counter()
     domain = model.domain
+    opts = ProposalSettings.of(cfg.proposer)
     tol = dict(domain.tolerances)
     n = len(starts.smiles)
-    oracle = CountedOracle(task.budget, n, cache, workers)
+    oracle = CountedOracle(cfg.budget, n, cache, workers)
 
     def grade(i: int, start_values: pd.DataFrame = starts.values):
         """Grade start ``i``'s candidates against ``start_values`` (RDKit's unless given)."""
         return lambda measured, sims: judge(
-            task, measured, start_values.iloc[i], sims, np.zeros(len(sims), dtype=bool),
+            cfg, measured, start_values.iloc[i], sims, np.zeros(len(sims), dtype=bool),
             spread, tol,
         )  # fmt: skip
 
@@ -237,20 +245,20 @@ def steer_molecules(
     heads_of: dict[str, dict[str, float]] = {}  # result SMILES -> the heads' reading
     results: list[str] = []
     paths: list[list[str]] = [[] for _ in range(n)]
-    ascent, unguarded = task.method == "latent" and task.guide, not task.guide
+    ascent, unguarded = cfg.method == "latent" and cfg.guide, not cfg.guide
     if unguarded:
-        goals = task_goals(model, task)
+        goals = task_goals(model, cfg)
     if ascent:
-        first = proposals or propose_for(model, starts.tokens, task)
+        first = proposals or propose_for(model, starts.tokens, cfg)
         row_of: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
         opening = first
         start_reads = _calibrated(first.start_predicted, calibration)  # once, not per round
-        if dataset is not None and task.neighbours:
+        if dataset is not None and opts.neighbours:
             if dataset_fps is None:
                 dataset_fps = fingerprints(dataset.canonical.tolist())
             near = nearest_training(model, starts.smiles, fingerprints(starts.smiles),
-                                    dataset, dataset_fps, task.neighbours,
-                                    task.similarity)  # fmt: skip
+                                    dataset, dataset_fps, opts.neighbours,
+                                    cfg.similarity)  # fmt: skip
             opening = with_neighbours(first, near)
             extra["neighbours"] = float(np.mean([len(m) for m in near[0]]))
 
@@ -260,21 +268,21 @@ def steer_molecules(
             props = opening
             if r > 0:
                 seeds = torch.stack([_best_row(i, starts, oracle, grade, row_of) for i in range(n)])
-                props = propose_for(model, seeds, task, task.seed + r, starts.smiles)
+                props = propose_for(model, seeds, cfg, cfg.seed + r, starts.smiles)
                 np.add(model_calls, props.model_calls, out=model_calls)
             out = []
             for i in range(n):
                 cands = props.smiles[i]
                 same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
-                predicted = _calibrated(_with_columns(props.predicted[i], task.properties),
+                predicted = _calibrated(_with_columns(props.predicted[i], cfg.properties),
                                         calibration)  # fmt: skip
-                out.append(Offer(cands, judge(task, predicted, start_reads.iloc[i],
+                out.append(Offer(cands, judge(cfg, predicted, start_reads.iloc[i],
                                               props.similarity[i], same, spread, tol)))  # fmt: skip
                 heads_of.update(zip(cands, predicted.to_dict("records"), strict=True))
                 row_of[i].update(zip(cands, props.rows[i], strict=True))
             return out
 
-        spend_in_rounds(offers, oracle, task.rounds)
+        spend_in_rounds(offers, oracle, cfg.rounds)
         model_calls += first.model_calls
         extra["reconstructed"] = float(first.reconstructed.mean())
     elif unguarded:
@@ -282,7 +290,7 @@ def steer_molecules(
             z0 = model.encode(starts.tokens)
         from latentsteer.ascent import StopRule, ascend
 
-        run = ascend(model, z0, goals, steps=task.steps, lr=task.lr, readout="code",
+        run = ascend(model, z0, goals, steps=cfg.steps, lr=cfg.lr, readout="code",
                      stop=StopRule(when_satisfied=False, grad_tol=None))  # fmt: skip
         final = run.z[-1].to(model.device)
         with torch.no_grad():
@@ -292,24 +300,24 @@ def steer_molecules(
                                 for h in model.config.heads})  # fmt: skip
         for i, s in enumerate(decoded):
             oracle.measure(i, [s])  # the one call: grading the molecule it returns
-            heads_of[s] = _with_columns(claimed.iloc[[i]], task.properties).iloc[0].to_dict()
+            heads_of[s] = _with_columns(claimed.iloc[[i]], cfg.properties).iloc[0].to_dict()
         results = [s or starts.smiles[i] for i, s in enumerate(decoded)]
-        model_calls[:] = task.steps + 1
-    elif task.method in ("random_search", "cmaes", "bayesopt"):
+        model_calls[:] = cfg.steps + 1
+    elif cfg.method in ("random_search", "cmaes", "bayesopt"):
         codes = (
             proposals.codes
             if proposals is not None
-            else invert(model, starts.tokens, task.invert_steps)
+            else invert(model, starts.tokens, opts.invert_steps)
         )
-        kind = task.method
-        model_calls[:] = task.invert_steps
-        model_calls += latent_search(model, codes, starts.smiles, task, oracle, grade, kind)
-    elif task.method == "ga":
-        genetic(starts.smiles, task, oracle, grade, workers=workers)
-    elif task.method == "dataset":
+        kind = cfg.method
+        model_calls[:] = opts.invert_steps
+        model_calls += latent_search(model, codes, starts.smiles, cfg, oracle, grade, kind)
+    elif cfg.method == "ga":
+        genetic(starts.smiles, cfg, oracle, grade, workers=workers)
+    elif cfg.method == "dataset":
         if dataset is None:
             raise ValueError("the dataset method needs the training molecules' labels")
-        picks = best_of_dataset(starts.smiles, task, dataset, starts.values, spread, tol,
+        picks = best_of_dataset(starts.smiles, cfg, dataset, starts.values, spread, tol,
                                 dataset_fps)  # fmt: skip
         results = [starts.smiles[i] if k is None else dataset.canonical.iloc[k]
                    for i, k in enumerate(picks)]  # fmt: skip
@@ -327,10 +335,10 @@ def steer_molecules(
         if heads_of:
             # Where the method recorded the heads' reading of its candidates (the ascent),
             # they are graded as `_certify` grades the result by the heads.
-            heads_start = _heads_reading(model, starts.smiles, {}, task.properties, calibration)
+            heads_start = _heads_reading(model, starts.smiles, {}, cfg.properties, calibration)
 
             def agree(i: int, asked: list[str]) -> np.ndarray:
-                read = _heads_reading(model, asked, heads_of, task.properties, calibration)
+                read = _heads_reading(model, asked, heads_of, cfg.properties, calibration)
                 return grade(i, heads_start)(read, sims(i, asked)).success
 
         chosen = select_measured(
@@ -339,23 +347,23 @@ def steer_molecules(
         results = [starts.smiles[i] if b is None else b for i, b in enumerate(chosen.best)]
         paths = chosen.paths
     cal = None if unguarded else calibration
-    table, verdicts = _certify(model, starts, task, results, heads_of, spread, tol, cal)
+    table, verdicts = _certify(model, starts, cfg, results, heads_of, spread, tol, cal)
     table["oracle_calls"] = oracle.calls
     table["model_calls"] = model_calls
     wall = time.perf_counter() - began
     if proposals is not None and ascent:
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
-    metrics = summarise(task, table, verdicts, wall, reference)
+    metrics = summarise(cfg, table, verdicts, wall, reference)
     metrics.update(extra)
     # how many held-out molecules set the heads' scale (0: the raw heads)
     metrics["heads_calibrated_on"] = 0 if cal is None else cal.molecules
     metrics.update(_from_training(table, dataset))
     if unguarded:
-        for p in task.properties:
+        for p in cfg.properties:
             if f"predicted_{p}" in table:
                 metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
                 metrics[f"measured_{p}"] = float(table[p].mean())
-    return MoleculeOutcome(task, table, metrics, paths, verdicts)
+    return MoleculeOutcome(cfg, table, metrics, paths, verdicts)
 
 
 def _from_training(table: pd.DataFrame, dataset: pd.DataFrame | None) -> dict[str, float]:
@@ -367,25 +375,26 @@ def _from_training(table: pd.DataFrame, dataset: pd.DataFrame | None) -> dict[st
     return {"from_training": float(table.smiles[table.changed].isin(known).mean())}
 
 
-def task_goals(model: MultiHeadVAE, task: MoleculeTask) -> list:
-    """The task's goals bound for the heads, each with its property's tolerance."""
-    return [spec.goal(model, tol=model.domain.tolerances[spec.prop]) for spec in task.specs]
+def task_goals(model: MultiHeadVAE, cfg: ExperimentConfig) -> list:
+    """The cfg's goals bound for the heads, each with its property's tolerance."""
+    return [spec.goal(model, tol=model.domain.tolerances[spec.prop]) for spec in cfg.specs]
 
 
 def propose_for(
-    model: MultiHeadVAE, x: torch.Tensor, task: MoleculeTask, seed: int | None = None,
+    model: MultiHeadVAE, x: torch.Tensor, cfg: ExperimentConfig, seed: int | None = None,
     reference: list[str] | None = None,
 ) -> Proposals:  # fmt: skip
-    """:func:`~.proposals.propose` with ``task``'s goals and settings: what the ascent's
+    """:func:`~.proposals.propose` with ``cfg``'s goals and settings: what the ascent's
     first round proposes from the token rows ``x (n, L)`` (pass the result to
     :func:`steer_molecules` to grade one proposal at several thresholds). ``seed``
-    defaults to the task's."""
-    goals = task_goals(model, task)
-    seed = task.seed if seed is None else seed
+    defaults to the cfg's."""
+    goals = task_goals(model, cfg)
+    seed = cfg.seed if seed is None else seed
+    opts = ProposalSettings.of(cfg.proposer)
     return propose(
-        model, x, goals, steps=task.steps, replicas=task.replicas, lr=task.lr,
-        token_samples=task.token_samples, temperature=task.temperature,
-        invert_steps=task.invert_steps, noise=task.noise, seed=seed, edits=task.edits,
+        model, x, goals, steps=cfg.steps, replicas=opts.replicas, lr=cfg.lr,
+        token_samples=opts.token_samples, temperature=opts.temperature,
+        invert_steps=opts.invert_steps, noise=opts.noise, seed=seed, edits=opts.edits,
         reference=reference,
     )  # fmt: skip
 
@@ -447,7 +456,7 @@ def _heads_reading(
 
 
 def _certify(
-    model: MultiHeadVAE, starts: MoleculeStarts, task: MoleculeTask, results: list[str],
+    model: MultiHeadVAE, starts: MoleculeStarts, cfg: ExperimentConfig, results: list[str],
     heads_of: dict[str, dict[str, float]], spread: dict[str, float], tol: dict[str, float],
     calibration: HeadCalibration | None = None,
 ) -> tuple[pd.DataFrame, Verdicts]:  # fmt: skip
@@ -461,11 +470,11 @@ def _certify(
     start_fps = fingerprints(starts.smiles)
     sims = np.array([tanimoto(a, [b])[0] for a, b in zip(start_fps, fps, strict=True)])
     same = np.array([a == b for a, b in zip(starts.smiles, canonical, strict=True)])
-    verdicts = judge_table(task, values, starts.values, sims, same, spread, tol)
-    props = task.properties
+    verdicts = judge_table(cfg, values, starts.values, sims, same, spread, tol)
+    props = cfg.properties
     heads_now = _heads_reading(model, canonical, heads_of, props, calibration)
     heads_start = _heads_reading(model, starts.smiles, {}, props, calibration)
-    heads = judge_table(task, heads_now, heads_start, sims, same, spread, tol)
+    heads = judge_table(cfg, heads_now, heads_start, sims, same, spread, tol)
     table = pd.DataFrame({"start": starts.inputs, "smiles": canonical})
     for c in COLUMNS:
         table[f"start_{c}"] = starts.values[c].to_numpy()
@@ -477,14 +486,14 @@ def _certify(
     readable = heads_now[props].notna().any(axis=1).to_numpy()
     table["heads_success"] = pd.array(np.where(readable, heads.success, False), dtype="boolean")
     table.loc[~readable, "heads_success"] = pd.NA
-    if not task.guide:
+    if not cfg.guide:
         for p in props:
             table[f"predicted_{p}"] = heads_now[p].to_numpy()
     return table, verdicts
 
 
 def summarise(
-    task: MoleculeTask, table: pd.DataFrame, verdicts: Verdicts, wall: float,
+    cfg: ExperimentConfig, table: pd.DataFrame, verdicts: Verdicts, wall: float,
     reference: str = "none",
 ) -> dict[str, Any]:  # fmt: skip
     """The metrics of one outcome (``metrics.json``: the common keys of
@@ -501,8 +510,8 @@ def summarise(
                   if readable.any() else None)  # fmt: skip
     out: dict[str, Any] = {
         "n": len(table),
-        "method": task.method,
-        "goals": list(task.goals),
+        "method": cfg.method,
+        "goals": list(cfg.goals),
         "success_rate": float(success.mean()),
         "predicted_success_rate": heads_rate,
         # signed, heads − RDKit, over the results the heads can read
@@ -510,12 +519,12 @@ def summarise(
         "oracle_calls": float(table.oracle_calls.mean()),
         "model_calls": float(table.model_calls.mean()),
         "wall_s": round(wall, 2),
-        "in_loop_oracles": in_loop_oracles(task),
+        "in_loop_oracles": in_loop_oracles(cfg),
         "certified_by": CERTIFIED_BY,
         "reference_data": reference,
-        "task": describe(task),
-        "similarity_threshold": task.similarity,
-        "budget": task.budget,
+        "task": cfg.describe(),
+        "similarity_threshold": cfg.similarity,
+        "budget": cfg.budget,
         "heads_read": float(readable.mean()),
         "changed": float(changed.mean()),
         "similarity": float(table.similarity[changed].mean()) if changed.any() else None,
@@ -523,13 +532,13 @@ def summarise(
         "unique": float(table.smiles[changed].nunique() / changed.sum()) if changed.any() else None,
         "oracle_calls_max": int(table.oracle_calls.max()),
     }  # fmt: skip
-    for spec in task.specs:
+    for spec in cfg.specs:
         if spec.kind == "keep":
             continue
         gain = np.where(changed, table[spec.prop] - table[f"start_{spec.prop}"], 0.0)
         out[f"improvement_{spec.prop}"] = float(np.nanmean(gain))
         out[f"improvement_{spec.prop}_sd"] = float(np.nanstd(gain))
-        out[f"{spec.prop}_rule"] = float(verdicts.goals[:, task.specs.index(spec)].mean())
+        out[f"{spec.prop}_rule"] = float(verdicts.goals[:, cfg.specs.index(spec)].mean())
     return out
 
 
@@ -545,4 +554,4 @@ def write_outcome(outcome: MoleculeOutcome, out: str | os.PathLike[str], rows: i
         shown = outcome.table.head(rows)
         paths = [outcome.paths[i] if i < len(outcome.paths) else [] for i in range(len(shown))]
         draw_path_grid(shown.start.tolist(), paths, shown.smiles.tolist(),
-                       outcome.task.properties, Path(tmp) / "grid.png")  # fmt: skip
+                       outcome.config.properties, Path(tmp) / "grid.png")  # fmt: skip
