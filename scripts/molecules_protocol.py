@@ -23,7 +23,8 @@ from latentsteer.domains.molecules.domain import MOLECULES
 from latentsteer.domains.molecules.experiments import StartsConfig, select_starts
 from latentsteer.domains.molecules.labelled import read_molecule_labels
 from latentsteer.domains.molecules.proposal_settings import ProposalSettings
-from latentsteer.domains.molecules.steering import propose_for, read_starts
+from latentsteer.domains.molecules.proposers import propose_for
+from latentsteer.domains.molecules.starts import read_starts
 from latentsteer.experiment_config import configure
 from latentsteer.loading import load_model
 

@@ -29,14 +29,10 @@ from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import measure_molecules
 from latentsteer.domains.molecules.proposal_settings import ProposalSettings
 from latentsteer.domains.molecules.proposals import read_rows
+from latentsteer.domains.molecules.proposers import PROPOSERS, propose_for
 from latentsteer.domains.molecules.similarity import fingerprints, similarity, tanimoto
-from latentsteer.domains.molecules.steering import (
-    property_spreads,
-    propose_for,
-    read_starts,
-    steer_molecules,
-    write_outcome,
-)
+from latentsteer.domains.molecules.starts import read_starts
+from latentsteer.domains.molecules.steering import property_spreads, steer_molecules, write_outcome
 from latentsteer.experiment_config import configure
 from latentsteer.model import save_model
 from latentsteer.verdicts import judge
@@ -185,6 +181,13 @@ def test_calls_are_distinct_molecules_per_start_and_stop_at_the_budget():
 @pytest.fixture(scope="module")
 def starts(model):
     return read_starts(model, ["CCCO", "c1ccccc1", "CC(=O)N"])
+
+
+def test_every_molecule_method_has_one_proposer_and_the_vocabulary_names_it():
+    from latentsteer.methods import VOCABULARY
+
+    assert tuple(PROPOSERS) == MOLECULES.methods  # served in the order the domain declares
+    assert set(PROPOSERS) <= set(VOCABULARY)
 
 
 def test_the_library_refuses_settings_molecules_do_not_take(model_dir, tmp_path):

@@ -31,7 +31,8 @@ def main(params: dict[str, Any], name: str) -> None:
     from latentsteer.domains.molecules.domain import MOLECULES
     from latentsteer.domains.molecules.experiments import MoleculeExperimentConfig, select_starts
     from latentsteer.domains.molecules.labelled import read_molecule_labels
-    from latentsteer.domains.molecules.steering import propose_for, read_starts
+    from latentsteer.domains.molecules.proposers import propose_for
+    from latentsteer.domains.molecules.starts import read_starts
     from latentsteer.experiment_config import configure
     from latentsteer.loading import load_model
     from latentsteer.tracking import data_hash

@@ -32,12 +32,11 @@ from latentsteer.domains.molecules.proposal_settings import ProposalSettings
 from latentsteer.domains.molecules.proposals import Proposals
 from latentsteer.domains.molecules.similarity import fingerprints
 from latentsteer.domains.molecules.smiles_file import SUFFIXES, read_smiles_file
+from latentsteer.domains.molecules.starts import MoleculeStarts, read_starts
 from latentsteer.domains.molecules.steering import (
     MoleculeOutcome,
-    MoleculeStarts,
     labels_read,
     property_spreads,
-    read_starts,
     steer_molecules,
 )
 from latentsteer.experiment_config import ExperimentConfig

@@ -1,12 +1,13 @@
-"""Steer molecules: one cfg, one method, every start; RDKit certifies each result.
+"""Steer molecules: one experiment, one method, every start; RDKit certifies each result.
 
 :func:`steer_molecules` runs one experiment (an engine
 :class:`~latentsteer.experiment_config.ExperimentConfig`) on :class:`MoleculeStarts`:
 
-* the method decides which molecules to ask RDKit about for each start, within the cfg's
-  oracle budget (the engine's :mod:`latentsteer.budget`): latent ascent proposes in rounds
-  (:mod:`.proposals`, the engine's :mod:`latentsteer.rounds` ranking them by the heads'
-  reading), the baselines propose their own way (:mod:`.baselines`);
+* the method (:mod:`.proposers`, one function each) decides which molecules to ask RDKit
+  about for each start, within the experiment's oracle budget (the engine's
+  :mod:`latentsteer.budget`): latent ascent proposes in rounds (:mod:`.proposals`, the
+  engine's :mod:`latentsteer.rounds` ranking them by the heads' reading), the baselines
+  propose their own way (:mod:`.baselines`);
 * every method's result is the best *acceptable* molecule it asked about, by the engine's
   rules (:mod:`latentsteer.verdicts`), or the start itself when there is none;
 * each result is then measured again by RDKit from its written SMILES, and graded next to
@@ -29,18 +30,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsteer.domains.molecules.baselines import best_of_dataset, genetic, latent_search
 from latentsteer.domains.molecules.calibration import HeadCalibration
-from latentsteer.domains.molecules.neighbours import nearest_training, with_neighbours
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
-from latentsteer.domains.molecules.proposal_settings import ProposalSettings
-from latentsteer.domains.molecules.proposals import Proposals, invert, propose, read_rows
+from latentsteer.domains.molecules.proposals import Proposals, read_rows
+from latentsteer.domains.molecules.proposers import (
+    Steering,
+    calibrated,
+    proposer_of,
+    with_columns,
+)
 from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
+from latentsteer.domains.molecules.starts import MoleculeStarts
 from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.model import MultiHeadVAE
-from latentsteer.rounds import Offer, select_measured, spend_in_rounds
-from latentsteer.verdicts import Verdicts, judge, judge_table
+from latentsteer.rounds import select_measured
+from latentsteer.verdicts import Verdicts, judge_table
 
 CERTIFIED_BY = "RDKit, recomputed from each result's SMILES"
 
@@ -60,45 +65,6 @@ def in_loop_oracles(cfg: ExperimentConfig) -> str:
     return f"RDKit, counted (at most {cfg.budget} molecules a start)"
 
 
-@dataclass
-class MoleculeStarts:
-    """Starting molecules.
-
-    Attributes:
-        inputs: the SMILES as given (what ``molecules.csv`` calls ``start``).
-        smiles: their canonical SMILES.
-        tokens: ``(n, L)`` their token rows in the model's vocabulary.
-        values: RDKit's measures of each, one row per start (``properties.COLUMNS``).
-    """
-
-    inputs: list[str]
-    smiles: list[str]
-    tokens: torch.Tensor
-    values: pd.DataFrame
-
-    def first(self, k: int) -> MoleculeStarts:
-        """The first ``k`` starts."""
-        return MoleculeStarts(self.inputs[:k], self.smiles[:k], self.tokens[:k],
-                              self.values.iloc[:k].reset_index(drop=True))  # fmt: skip
-
-
-def read_starts(
-    model: MultiHeadVAE, smiles: list[str], names: list[str] | None = None
-) -> MoleculeStarts:
-    """Starts from SMILES; a molecule the model cannot read is one error naming it.
-
-    Raises:
-        ValueError: no molecules, or one that does not parse, is several fragments, has a
-            token outside the vocabulary or is too long (``names`` say which).
-    """
-    if not smiles:
-        raise ValueError("no starting molecules given")
-    tokens = model.domain.encode_smiles(smiles, names)  # type: ignore[attr-defined]
-    values = measure_molecules(list(smiles), workers=1, progress=False)
-    return MoleculeStarts(list(smiles), values.canonical.tolist(), tokens,
-                          values[list(COLUMNS)].reset_index(drop=True))  # fmt: skip
-
-
 def property_spreads(model: MultiHeadVAE, properties: list[str]) -> dict[str, float]:
     """Each property's spread over the training molecules, as the heads recorded it when
     trained (their targets' standard deviations): the units of the score that ranks
@@ -116,7 +82,7 @@ def property_spreads(model: MultiHeadVAE, properties: list[str]) -> dict[str, fl
 
 @dataclass
 class MoleculeOutcome:
-    """What one cfg and method gave.
+    """What one experiment and method gave.
 
     Attributes:
         config: the experiment.
@@ -214,8 +180,8 @@ def steer_molecules(
         cache: RDKit measures shared between methods (never changes what one is charged).
         workers: processes for RDKit.
         proposals: the ascent's first-round candidates for these starts and goals, when
-            already made (a cfg graded at several thresholds proposes its first round
-            once); their inverted codes also start ``random`` and ``cmaes``.
+            already made (an experiment graded at several thresholds proposes its
+            first round once); their inverted codes also start ``random`` and ``cmaes``.
         calibration: puts the heads' readings on RDKit's scale (:mod:`.calibration`)
             wherever they are read as values: ranking the ascent's candidates and the
             heads' verdict on every result. The unguarded ascent reports the raw heads.
@@ -227,143 +193,61 @@ def steer_molecules(
             ``dataset`` method without a dataset.
     """
     began = time.perf_counter()
-    domain = model.domain
-    opts = ProposalSettings.of(cfg.proposer)
-    tol = dict(domain.tolerances)
-    n = len(starts.smiles)
-    oracle = CountedOracle(cfg.budget, n, cache, workers)
-
-    def grade(i: int, start_values: pd.DataFrame = starts.values):
-        """Grade start ``i``'s candidates against ``start_values`` (RDKit's unless given)."""
-        return lambda measured, sims: judge(
-            cfg, measured, start_values.iloc[i], sims, np.zeros(len(sims), dtype=bool),
-            spread, tol,
-        )  # fmt: skip
-
-    model_calls = np.zeros(n, dtype=np.int64)
-    extra: dict[str, Any] = {}
-    heads_of: dict[str, dict[str, float]] = {}  # result SMILES -> the heads' reading
-    results: list[str] = []
-    paths: list[list[str]] = [[] for _ in range(n)]
-    ascent, unguarded = cfg.method == "latent" and cfg.guide, not cfg.guide
-    if unguarded:
-        goals = task_goals(model, cfg)
-    if ascent:
-        first = proposals or propose_for(model, starts.tokens, cfg)
-        row_of: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
-        opening = first
-        start_reads = _calibrated(first.start_predicted, calibration)  # once, not per round
-        if dataset is not None and opts.neighbours:
-            if dataset_fps is None:
-                dataset_fps = fingerprints(dataset.canonical.tolist())
-            near = nearest_training(model, starts.smiles, fingerprints(starts.smiles),
-                                    dataset, dataset_fps, opts.neighbours,
-                                    cfg.similarity)  # fmt: skip
-            opening = with_neighbours(first, near)
-            extra["neighbours"] = float(np.mean([len(m) for m in near[0]]))
-
-        def offers(r: int) -> list[Offer]:
-            """Round ``r``'s candidates, read by the heads: the opening proposals, then
-            proposals again from each start's best acceptable molecule so far."""
-            props = opening
-            if r > 0:
-                seeds = torch.stack([_best_row(i, starts, oracle, grade, row_of) for i in range(n)])
-                props = propose_for(model, seeds, cfg, cfg.seed + r, starts.smiles)
-                np.add(model_calls, props.model_calls, out=model_calls)
-            out = []
-            for i in range(n):
-                cands = props.smiles[i]
-                same = np.array([c == starts.smiles[i] for c in cands], dtype=bool)
-                predicted = _calibrated(_with_columns(props.predicted[i], cfg.properties),
-                                        calibration)  # fmt: skip
-                out.append(Offer(cands, judge(cfg, predicted, start_reads.iloc[i],
-                                              props.similarity[i], same, spread, tol)))  # fmt: skip
-                heads_of.update(zip(cands, predicted.to_dict("records"), strict=True))
-                row_of[i].update(zip(cands, props.rows[i], strict=True))
-            return out
-
-        spend_in_rounds(offers, oracle, cfg.rounds)
-        model_calls += first.model_calls
-        extra["reconstructed"] = float(first.reconstructed.mean())
-    elif unguarded:
-        with torch.no_grad():
-            z0 = model.encode(starts.tokens)
-        from latentsteer.ascent import StopRule, ascend
-
-        run = ascend(model, z0, goals, steps=cfg.steps, lr=cfg.lr, readout="code",
-                     stop=StopRule(when_satisfied=False, grad_tol=None))  # fmt: skip
-        final = run.z[-1].to(model.device)
-        with torch.no_grad():
-            decoded = domain.to_smiles(model.decode(final).cpu())  # type: ignore[attr-defined]
-            claims = model.predict(final)
-        claimed = pd.DataFrame({h.column: claims[h.name].cpu().numpy()
-                                for h in model.config.heads})  # fmt: skip
-        for i, s in enumerate(decoded):
-            oracle.measure(i, [s])  # the one call: grading the molecule it returns
-            heads_of[s] = _with_columns(claimed.iloc[[i]], cfg.properties).iloc[0].to_dict()
-        results = [s or starts.smiles[i] for i, s in enumerate(decoded)]
-        model_calls[:] = cfg.steps + 1
-    elif cfg.method in ("random_search", "cmaes", "bayesopt"):
-        codes = (
-            proposals.codes
-            if proposals is not None
-            else invert(model, starts.tokens, opts.invert_steps)
-        )
-        kind = cfg.method
-        model_calls[:] = opts.invert_steps
-        model_calls += latent_search(model, codes, starts.smiles, cfg, oracle, grade, kind)
-    elif cfg.method == "ga":
-        genetic(starts.smiles, cfg, oracle, grade, workers=workers)
-    elif cfg.method == "dataset":
-        if dataset is None:
-            raise ValueError("the dataset method needs the training molecules' labels")
-        picks = best_of_dataset(starts.smiles, cfg, dataset, starts.values, spread, tol,
-                                dataset_fps)  # fmt: skip
-        results = [starts.smiles[i] if k is None else dataset.canonical.iloc[k]
-                   for i, k in enumerate(picks)]  # fmt: skip
-        extra["dataset_molecules"] = len(dataset)
-
-    if not results:  # the best acceptable molecule each method asked about
-        similarity: dict[int, np.ndarray] = {}
-
-        def sims(i: int, asked: list[str]) -> np.ndarray:
-            if i not in similarity:
-                similarity[i] = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
-            return similarity[i]
-
-        agree = None
-        if heads_of:
-            # Where the method recorded the heads' reading of its candidates (the ascent),
-            # they are graded as `_certify` grades the result by the heads.
-            heads_start = _heads_reading(model, starts.smiles, {}, cfg.properties, calibration)
-
-            def agree(i: int, asked: list[str]) -> np.ndarray:
-                read = _heads_reading(model, asked, heads_of, cfg.properties, calibration)
-                return grade(i, heads_start)(read, sims(i, asked)).success
-
-        chosen = select_measured(
-            oracle, lambda i, asked: grade(i)(oracle.lookup(asked), sims(i, asked)), agree
-        )
-        results = [starts.smiles[i] if b is None else b for i, b in enumerate(chosen.best)]
-        paths = chosen.paths
-    cal = None if unguarded else calibration
-    table, verdicts = _certify(model, starts, cfg, results, heads_of, spread, tol, cal)
-    table["oracle_calls"] = oracle.calls
-    table["model_calls"] = model_calls
+    run = Steering(
+        model, starts, cfg, spread, CountedOracle(cfg.budget, len(starts.smiles), cache, workers),
+        dataset, dataset_fps, proposals, calibration, workers,
+    )  # fmt: skip
+    results = proposer_of(cfg)(run)
+    paths: list[list[str]] = [[] for _ in starts.smiles]
+    if results is None:  # the best acceptable molecule each start's method asked about
+        results, paths = _select(run)
+    cal = calibration if cfg.guide else None  # the unguarded ascent reports the raw heads
+    table, verdicts = _certify(model, starts, cfg, results, run.heads_of, spread, run.tol, cal)
+    table["oracle_calls"] = run.oracle.calls
+    table["model_calls"] = run.model_calls
     wall = time.perf_counter() - began
-    if proposals is not None and ascent:
+    if proposals is not None and cfg.method == "latent" and cfg.guide:
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
     metrics = summarise(cfg, table, verdicts, wall, reference)
-    metrics.update(extra)
+    metrics.update(run.extra)
     # how many held-out molecules set the heads' scale (0: the raw heads)
     metrics["heads_calibrated_on"] = 0 if cal is None else cal.molecules
     metrics.update(_from_training(table, dataset))
-    if unguarded:
+    if not cfg.guide:
         for p in cfg.properties:
             if f"predicted_{p}" in table:
                 metrics[f"predicted_{p}"] = float(table[f"predicted_{p}"].mean())
                 metrics[f"measured_{p}"] = float(table[p].mean())
     return MoleculeOutcome(cfg, table, metrics, paths, verdicts)
+
+
+def _select(run: Steering) -> tuple[list[str], list[list[str]]]:
+    """Each start's best acceptable molecule among those RDKit measured for it (the start
+    when there is none), where the method recorded the heads' reading preferring one they
+    also call a success; and each start's path of improving molecules."""
+    starts, cfg = run.starts, run.cfg
+    similarity: dict[int, np.ndarray] = {}
+
+    def sims(i: int, asked: list[str]) -> np.ndarray:
+        if i not in similarity:
+            similarity[i] = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
+        return similarity[i]
+
+    agree = None
+    if run.heads_of:
+        # graded as `_certify` grades a result by the heads
+        heads_start = _heads_reading(run.model, starts.smiles, {}, cfg.properties,
+                                     run.calibration)  # fmt: skip
+
+        def agree(i: int, asked: list[str]) -> np.ndarray:
+            read = _heads_reading(run.model, asked, run.heads_of, cfg.properties,
+                                  run.calibration)  # fmt: skip
+            return run.grade(i, heads_start)(read, sims(i, asked)).success
+
+    chosen = select_measured(
+        run.oracle, lambda i, asked: run.grade(i)(run.oracle.lookup(asked), sims(i, asked)), agree
+    )
+    return [starts.smiles[i] if b is None else b for i, b in enumerate(chosen.best)], chosen.paths
 
 
 def _from_training(table: pd.DataFrame, dataset: pd.DataFrame | None) -> dict[str, float]:
@@ -373,56 +257,6 @@ def _from_training(table: pd.DataFrame, dataset: pd.DataFrame | None) -> dict[st
         return {}
     known = set(dataset.canonical)
     return {"from_training": float(table.smiles[table.changed].isin(known).mean())}
-
-
-def task_goals(model: MultiHeadVAE, cfg: ExperimentConfig) -> list:
-    """The cfg's goals bound for the heads, each with its property's tolerance."""
-    return [spec.goal(model, tol=model.domain.tolerances[spec.prop]) for spec in cfg.specs]
-
-
-def propose_for(
-    model: MultiHeadVAE, x: torch.Tensor, cfg: ExperimentConfig, seed: int | None = None,
-    reference: list[str] | None = None,
-) -> Proposals:  # fmt: skip
-    """:func:`~.proposals.propose` with ``cfg``'s goals and settings: what the ascent's
-    first round proposes from the token rows ``x (n, L)`` (pass the result to
-    :func:`steer_molecules` to grade one proposal at several thresholds). ``seed``
-    defaults to the cfg's."""
-    goals = task_goals(model, cfg)
-    seed = cfg.seed if seed is None else seed
-    opts = ProposalSettings.of(cfg.proposer)
-    return propose(
-        model, x, goals, steps=cfg.steps, replicas=opts.replicas, lr=cfg.lr,
-        token_samples=opts.token_samples, temperature=opts.temperature,
-        invert_steps=opts.invert_steps, noise=opts.noise, seed=seed, edits=opts.edits,
-        reference=reference,
-    )  # fmt: skip
-
-
-def _best_row(
-    i: int, starts: MoleculeStarts, oracle: CountedOracle, grade, row_of: list[dict]
-) -> torch.Tensor:  # fmt: skip
-    """The token row of start ``i``'s best acceptable molecule so far, or of the start."""
-    asked = [s for s in oracle.asked[i] if s in row_of[i]]
-    if asked:
-        sims = tanimoto(fingerprints([starts.smiles[i]])[0], fingerprints(asked))
-        best = grade(i)(oracle.lookup(asked), sims).best()
-        if best is not None:
-            return row_of[i][asked[best]]
-    return starts.tokens[i].cpu()
-
-
-def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``frame`` with every one of ``columns`` (NaN where the heads read no such property)."""
-    out = frame.reset_index(drop=True).copy()
-    for c in columns:
-        if c not in out:
-            out[c] = np.nan
-    return out
-
-
-def _calibrated(frame: pd.DataFrame, calibration: HeadCalibration | None) -> pd.DataFrame:
-    return frame if calibration is None else calibration.apply(frame)
 
 
 def _heads_reading(
@@ -448,11 +282,11 @@ def _heads_reading(
             todo.append((k, encoded))
     if todo:
         tokens = torch.as_tensor(vocab.encode([e for _, e in todo]), dtype=torch.float32)
-        read = _calibrated(read_rows(model, tokens.to(model.device)), calibration)
+        read = calibrated(read_rows(model, tokens.to(model.device)), calibration)
         read = read.to_dict("records")
         for (k, _), r in zip(todo, read, strict=True):
             rows[k] = r
-    return _with_columns(pd.DataFrame(rows, index=range(len(smiles))), properties)
+    return with_columns(pd.DataFrame(rows, index=range(len(smiles))), properties)
 
 
 def _certify(
