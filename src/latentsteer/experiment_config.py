@@ -82,11 +82,10 @@ class ExperimentConfig:
     sigma: float = 0.5  # random search: proposal spread; CMA-ES: initial step (prior sd)
     box: float = 1.5  # bayesopt: half-width of the box around each start (prior sd)
     init: int = 16  # bayesopt: codes evaluated before the first GP, the start's included
-    # Oracle calls per start, every method: frames the in-loop oracles read (closed loop),
-    # or distinct samples measured (a domain's proposers, searches and GA)
-    budget: int = DEFAULT_BUDGET
-    # least similarity of a result to its start, in the domain's measure (null: none)
-    similarity: float | None = None
+    # Every method: frames the in-loop oracles read (closed loop), or distinct samples
+    # measured (a domain's proposers, searches and GA), counted per start.
+    budget: int = DEFAULT_BUDGET  # oracle calls per start, for every method
+    similarity: float | None = None  # least similarity of a result to its start (null: none)
     # property -> [lo, hi] a result must lie in (null: an open side); --bound prop=LO:HI
     bounds: dict[str, list[float | None]] = field(default_factory=dict)
     rounds: int = 2  # proposal rounds of a domain's own proposers (each spends what is left)
