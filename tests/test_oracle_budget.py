@@ -36,7 +36,7 @@ def test_trust_region_stops_each_sample_at_its_budget_on_its_best_accepted_frame
         if k < 3:
             assert not verdict.done.any()
     assert verdict.done.tolist() == [True, True, False]
-    assert verdict.reasons == ["budget", "unconfirmed"]
+    assert verdict.reasons == ["oracle_budget", "unconfirmed"]
     assert z[0].tolist() == [2.0, 2.0]  # back on its best accepted frame
     assert z[1].tolist() == [0.0, 0.0]  # nothing accepted: back at its start
     assert z[2].tolist() == [3.0, 3.0]  # still moving: untouched
@@ -44,7 +44,7 @@ def test_trust_region_stops_each_sample_at_its_budget_on_its_best_accepted_frame
     for k, value in ((4, 4.0), (5, 0.5)):
         z = _frame(k)
         verdict = region.update(torch.tensor([2]), z, _check([True], [value]), False)
-    assert verdict.done.tolist() == [True] and verdict.reasons == ["budget"]
+    assert verdict.done.tolist() == [True] and verdict.reasons == ["oracle_budget"]
     assert z[2].tolist() == [4.0, 4.0]
     assert region.calls.tolist() == [3, 3, 5]
 
@@ -61,7 +61,7 @@ def test_trust_region_stops_each_sample_at_its_budget_on_its_best_accepted_frame
         # The search's last check spends the budget too: the budget cut nothing short.
         (False, 3, 3, [([True], [1.0], [False]), ([True], [2.0], [False])], True, "steps"),
         # Only the budget stops it.
-        (False, 3, 3, [([True], [1.0], [False]), ([True], [2.0], [False])], False, "budget"),
+        (False, 3, 3, [([True], [1.0], [False]), ([True], [2.0], [False])], False, "oracle_budget"),
         # Nothing accepted: back at its start, whatever stopped it.
         (False, 3, 3, [([False], [0.0], [False]), ([False], [0.0], [False])], False,
          "unconfirmed"),
@@ -131,7 +131,7 @@ def test_guided_ascent_spends_at_most_its_oracle_budget():
     res = ascend(model, z0, [Maximize("thickness")], guide=RisingGuide(), oracle_budget=2,
                  **settings)  # fmt: skip
     assert res.oracle_calls.tolist() == [2, 2, 2]
-    assert res.stop_reason == ["budget", "budget", "unconfirmed"]
+    assert res.stop_reason == ["oracle_budget", "oracle_budget", "unconfirmed"]
     assert res.stop_step.tolist() == [1, 1, 1]
     # Rows 0 and 1 end on their best accepted frame (the second check's, at step 1), row 2
     # at its start; nothing moves after.
@@ -158,7 +158,7 @@ def test_guided_search_spends_at_most_its_oracle_budget():
     assert free.oracle_calls.tolist() == [7, 7, 7]
     res = search(3)
     assert res.oracle_calls.tolist() == [3, 3, 3]
-    assert res.stop_reason == ["budget", "budget", "unconfirmed"]
+    assert res.stop_reason == ["oracle_budget", "oracle_budget", "unconfirmed"]
     assert res.stop_step.tolist() == [2, 2, 2]
     # Stopped starts stop spending model calls too: 1 + 4 per round for two rounds.
     assert res.model_calls.tolist() == [9, 9, 9]

@@ -21,7 +21,8 @@ verdicts into moves:
 
 A stopped sample's reason is, first that applies: ``unconfirmed`` (no accepted frame: back
 at its start), ``confirmed``, ``untrusted``, ``stalled``, ``steps`` (the search's last
-check), ``budget`` (its oracle calls are spent, and nothing else would have stopped it).
+check), ``oracle_budget`` (its oracle calls are spent, and nothing else would have stopped
+it; a search's ``budget`` is its model calls).
 
 It imports no domain: any guide that returns a :class:`Check` drives it, for the gradient
 ascent and the gradient-free searches alike.
@@ -56,7 +57,7 @@ class Verdict:
     Attributes:
         done: ``(m,)`` which of them stop now.
         reasons: the stop reason of each one that stops: ``confirmed``, ``stalled``,
-            ``untrusted``, ``steps``, ``budget`` or ``unconfirmed`` (precedence in the module
+            ``untrusted``, ``steps``, ``oracle_budget`` or ``unconfirmed`` (precedence in the module
             docstring).
         rolled_back: rows (indices into all ``n``) moved back to a safe frame.
     """
@@ -159,7 +160,7 @@ class TrustRegion:
             elif stalled:
                 reasons.append("stalled")
             else:  # the budget only where the last check would not have stopped it anyway
-                reasons.append("budget" if out and not last else "steps")
+                reasons.append("oracle_budget" if out and not last else "steps")
         return Verdict(done, reasons, bad)
 
 
