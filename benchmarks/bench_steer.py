@@ -18,16 +18,25 @@ samples that had stopped (the baseline of that change, in the same run).
 (`keep_weight`) computed for the moving samples only (the default), and for every row at every
 step (the baseline of that change, in the same run).
 
-The per-sample loop runs on the first `--loop-samples` codes and its time is scaled to n
-(the samples are independent, so its cost is linear in n); `--loop-samples 0` runs all n.
+`cli` times what a new user runs, as a whole process: `latentsteer steer --model M --start
+random:n --goal thickness=max --goal digit=keep --out DIR` (defaults: the closed loop, the
+certifier's grading, the files written), against the seed's own method in the same run:
+the thickness head read on z, Adam for 100 steps at lr 0.05, one code at a time.
+
+The per-sample loops run on the first `--loop-samples` codes and their time is scaled to n
+(the samples are independent, so their cost is linear in n); `--loop-samples 0` runs all n.
 
     python benchmarks/bench_steer.py [--n 1000] [--steps 100] [--loop-samples 50]
-        [--paths code,mixed,guided,penalty]
+        [--paths code,mixed,guided,penalty,cli]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from unittest.mock import patch
@@ -78,6 +87,30 @@ def per_sample(model: MultiHeadVAE, z0: torch.Tensor, steps: int, kind: str) -> 
     return time.perf_counter() - start
 
 
+def seed_loop(model: MultiHeadVAE, z0: torch.Tensor) -> float:
+    """The seed's method on the codes ``z0 (m, d)``, one at a time; returns seconds."""
+    start = time.perf_counter()
+    for i in range(len(z0)):
+        z = z0[i : i + 1].clone().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=0.05)
+        for _ in range(100):
+            opt.zero_grad()
+            (-model.predict(z)["thickness"].sum()).backward()
+            opt.step()
+    return time.perf_counter() - start
+
+
+def cli(model_dir: str, n: int) -> float:
+    """``latentsteer steer`` at its defaults on ``n`` prior draws, as a whole process."""
+    exe = shutil.which("latentsteer") or sys.exit("the latentsteer command is not installed")
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([exe, "steer", "--model", model_dir, "--start", f"random:{n}",
+                        "--goal", "thickness=max", "--goal", "digit=keep", "--out",
+                        f"{out}/run"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        return time.perf_counter() - start
+
+
 def guided(ctx: Context, z0: torch.Tensor) -> float:
     """The closed-loop defaults (an experiment entry giving only ``thickness=max`` and
     ``digit=keep``), steered from ``z0 (n, d)`` as the stages steer, without the grading
@@ -112,6 +145,11 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}, n {args.n}, steps {args.steps}, "
           f"per-sample loop timed on {m} codes and scaled to {args.n}")  # fmt: skip
     paths = args.paths.split(",")
+    if "cli" in paths:
+        t_cli = cli(args.model, args.n)
+        t_seed = seed_loop(model, z0[:m]) * args.n / m
+        print(f"cli (defaults, whole process): {t_cli:7.2f} s; the seed's per-sample loop "
+              f"{t_seed:8.1f} s -> {t_seed / t_cli:6.2f}x", flush=True)  # fmt: skip
     for kind in [k for k in ("code", "mixed") if k in paths]:
         t_batch = batched(model, z0, args.steps, kind)
         t_loop = per_sample(model, z0[:m], args.steps, kind) * args.n / m

@@ -298,13 +298,13 @@ def test_cli_steer_writes_the_stage_files(folders, tmp_path, monkeypatch, capsys
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("steered thickness=+0.2, digit=keep@2: 4 samples; oracle success ")
-    assert "(certified by measures, certifier)" in out
+    assert "(certified by measures (scikit-image), certifier)" in out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "curves.png", "grid.png", "metrics.json", "trajectory.npz"
     ]  # fmt: skip
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert m["in_loop_oracles"] == "measures, judge"  # the default is the closed loop
-    assert m["certified_by"] == "measures, certifier"
+    assert m["in_loop_oracles"] == "measures (tensors), judge"  # the default is the closed loop
+    assert m["certified_by"] == "measures (scikit-image), certifier"
     check_metrics(m)
     assert m["n"] == 4 and m["goals"] == ["thickness=+0.2", "digit=keep@2"]
     # The summary is the per-sample file's means, and the printed line says the same.

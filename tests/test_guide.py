@@ -188,8 +188,8 @@ def test_certifier_that_disagrees_with_the_loop_fails_the_samples(ctx):
     out = run_experiment(cfg, guided)
     m = out.metrics
     check_metrics(m)
-    assert m["in_loop_oracles"] == "measures, judge"
-    assert m["certified_by"] == "measures, certifier"
+    assert m["in_loop_oracles"] == "measures (tensors), judge"
+    assert m["certified_by"] == "measures (tensors), certifier"
     assert m["success_rate"] == 0.0 and m["success_digit"] == 0.0
     assert m["guide_success_rate"] == pytest.approx(1.0 * (out.per_sample["guide_success"]).mean())
     assert out.per_sample["guide_success"].all()  # the loop believed it

@@ -83,11 +83,14 @@ class LineOracle:
         slope = (samples * t).sum(1) / (t * t).sum()  # (n,)
         return torch.stack([-slope / 0.05, slope / 0.05], 1).log_softmax(1)  # (n, 2)
 
-    def read(self, samples: torch.Tensor, workers: int | None = None) -> OracleReport:
+    def read(
+        self, samples: torch.Tensor, workers: int | None = None, properties=None
+    ) -> OracleReport:
         probs = self.probabilities(samples.detach().cpu()).numpy()
-        return OracleReport(
-            measure(samples), probs.argmax(1), probs.max(1), probs, self.class_column
-        )
+        table = measure(samples.detach().cpu())
+        if properties is not None:
+            table = table[list(properties)]
+        return OracleReport(table, probs.argmax(1), probs.max(1), probs, self.class_column)
 
     def embed(self, samples: torch.Tensor) -> torch.Tensor:
         return samples.detach().float().cpu()  # the curve itself is a fine feature vector

@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -81,15 +81,21 @@ class Oracle(Protocol):
     Attributes:
         measures: the label columns :meth:`read` measures (e.g. ``thickness``).
         class_column: the label column the judge reads (e.g. ``digit``), or ``None``.
-        describe: what it is, for ``metrics.json`` (e.g. ``measures, certifier``).
+        describe: what it is, for ``metrics.json`` (e.g. ``measures (scikit-image), certifier``).
     """
 
     measures: tuple[str, ...]
     class_column: str | None
     describe: str
 
-    def read(self, samples: torch.Tensor, workers: int | None = None) -> OracleReport:
-        """Measure and judge ``(n, *sample_shape)`` samples."""
+    def read(
+        self,
+        samples: torch.Tensor,
+        workers: int | None = None,
+        properties: Sequence[str] | None = None,
+    ) -> OracleReport:
+        """Measure and judge ``(n, *sample_shape)`` samples: the ``properties`` among
+        :attr:`measures` (``None``: all of them), and the judge's class."""
         ...
 
     def probabilities(self, samples: torch.Tensor) -> torch.Tensor:

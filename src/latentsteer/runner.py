@@ -26,7 +26,7 @@ from latentsteer.context import Context, safeguards
 from latentsteer.domain import Start
 from latentsteer.experiment_config import ExperimentConfig, heads_band
 from latentsteer.grading import assess, success_curve
-from latentsteer.guide import Guide, read_starts
+from latentsteer.guide import Guide, measured_columns, read_starts
 from latentsteer.methods import ENGINE_METHODS
 from latentsteer.objectives import Goal, Keep
 from latentsteer.outcome import SteerOutcome
@@ -168,7 +168,9 @@ def closed_loop(
     """
     model = ctx.model
     z0 = start.z.to(model.device)
-    reading = read_starts(model, ctx.oracle, z0, start.labels)
+    reading = read_starts(
+        model, ctx.oracle, z0, start.labels, measured_columns(model, ctx.oracle, cfg.specs)
+    )
     ref = torch.as_tensor(reading.reference, device=z0.device)
 
     def judged_class(head: str) -> bool:
