@@ -151,3 +151,30 @@ def test_an_experiment_is_graded_with_the_context_definition(mnist_test):
     got = np.concatenate([r.measures.thickness.to_numpy() for r in out.frame_reports])
     want = thickness_one_by_one(torch.as_tensor(frames), THIN)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_frames_that_did_not_move_are_not_read_again(mnist_test):
+    """Grading reads each recorded frame whose code moved; a stopped sample's later frames
+    repeat its last reading, which equals reading them afresh."""
+    from latentsteer.runner import read_frames
+
+    digits = torch.as_tensor(mnist_test[0][:12], dtype=torch.float32) / 255
+    z = torch.arange(12, dtype=torch.float32).reshape(4, 3, 1).repeat(1, 1, 2)  # (F, n, d)
+    images = digits.reshape(4, 3, 28, 28).clone()
+    for f, i in [(1, 0), (2, 0), (3, 0), (3, 2)]:  # sample 0 stops after frame 0, 2 at frame 2
+        z[f, i], images[f, i] = z[f - 1, i], images[f - 1, i]
+    oracle = DigitOracle(Judge().eval())
+    asked: list[int] = []
+
+    class Counting:
+        def read(self, samples, workers=None, properties=None):
+            asked.append(len(samples))
+            return oracle.read(samples, workers, properties)
+
+    reports = read_frames(Counting(), images, z, workers=1)  # type: ignore[arg-type]
+    assert asked == [12 - 4]
+    fresh = oracle.read(images.reshape(12, 28, 28))
+    for f, report in enumerate(reports):
+        want = fresh.rows(f * 3, (f + 1) * 3)
+        np.testing.assert_allclose(report.measures.to_numpy(), want.measures.to_numpy(), atol=1e-9)
+        np.testing.assert_array_equal(report.label, want.label)

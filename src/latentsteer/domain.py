@@ -66,11 +66,15 @@ class OracleReport:
 
     def rows(self, start: int, stop: int) -> OracleReport:
         """The readings of samples ``start:stop``."""
+        return self.take(np.arange(start, stop))
+
+    def take(self, index: np.ndarray) -> OracleReport:
+        """The readings of the samples ``index (m,)``, in that order (repeats allowed)."""
         return OracleReport(
-            self.measures.iloc[start:stop].reset_index(drop=True),
-            self.label[start:stop],
-            self.confidence[start:stop],
-            self.probabilities[start:stop],
+            self.measures.iloc[index].reset_index(drop=True),
+            self.label[index],
+            self.confidence[index],
+            self.probabilities[index],
             self.class_column,
         )
 

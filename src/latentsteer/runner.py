@@ -23,7 +23,7 @@ from latentsteer.ascent import SteerResult, StopRule, ascend
 from latentsteer.baselines import data_space_ascent
 from latentsteer.blackbox import Strategy, blackbox_search
 from latentsteer.context import Context, safeguards
-from latentsteer.domain import Start
+from latentsteer.domain import Oracle, OracleReport, Start
 from latentsteer.experiment_config import ExperimentConfig, heads_band
 from latentsteer.grading import assess, success_curve
 from latentsteer.guide import Guide, measured_columns, read_starts
@@ -140,10 +140,7 @@ def run_trajectories(cfg: ExperimentConfig, ctx: Context) -> Outcome:
     result.manifold = manifold_scores(model, result.z[-1], guards, start=result.z[0])
     frames = recorded_steps(len(result.z) - 1, cfg.record_every)
     images = result.images_at(frames.tolist())  # (F, n, *sample_shape)
-    flat = images.reshape(-1, *images.shape[2:])
-    one = ctx.grader.read(flat, workers=ctx.workers)  # one pool for every frame
-    n = images.shape[1]
-    reports = [one.rows(i * n, (i + 1) * n) for i in range(len(frames))]
+    reports = read_frames(ctx.grader, images, result.z[frames.tolist()], ctx.workers)
     guide_first, guide_class = None, None  # what the in-loop judge read (none: no judge)
     if ctx.oracle.class_column is not None:
         guide_first = ctx.oracle.probabilities(images[0]).cpu().numpy()  # (n, k)
@@ -220,6 +217,34 @@ def search_strategy(cfg: ExperimentConfig, start: torch.Tensor) -> Strategy:
 
 def _projects(g: Safeguard) -> bool:
     return isinstance(g, PriorPenalty) and g.radius is not None
+
+
+def read_frames(
+    oracle: Oracle, images: torch.Tensor, z: torch.Tensor, workers: int | None
+) -> list[OracleReport]:
+    """The oracle's reading of every recorded frame, one report per frame.
+
+    A sample that has stopped keeps its code, so most late frames repeat an earlier one:
+    only frames whose code moved since the previous recorded frame are read (in one call,
+    one pool for all), and a repeat gets its sample's last reading.
+
+    Args:
+        oracle: the certifying oracle.
+        images: ``(F, n, *sample_shape)`` the decoded frames.
+        z: ``(F, n, d)`` their codes.
+        workers: processes for the measures.
+    """
+    f, n = images.shape[:2]
+    moved = torch.ones(f, n, dtype=torch.bool)
+    moved[1:] = (z[1:] != z[:-1]).any(-1).cpu()
+    flat_moved = moved.flatten().numpy()
+    one = oracle.read(images.reshape(f * n, *images.shape[2:])[flat_moved], workers=workers)
+    # For each (frame, sample), the position in ``one`` of its latest reading.
+    position = np.cumsum(flat_moved) - 1  # (F·n,): index among the frames read
+    latest = np.where(flat_moved, np.arange(f * n), -1).reshape(f, n)
+    latest = np.maximum.accumulate(latest, axis=0)  # the last moved frame, per sample
+    source = position[latest]  # (F, n)
+    return [one.take(source[i]) for i in range(f)]
 
 
 def recorded_steps(last: int, every: int) -> np.ndarray:

@@ -19,9 +19,10 @@ for the whole batch in one tensor program, and only for the measures asked for:
 Only what the requested measures need is computed: thickness alone skips the moments and
 the parallelogram, slant alone skips the medial axis.
 
-On the CPU the batch is split into ``threads`` parts run side by side: most of the work is
-index gathers that torch runs on one core, and torch releases the interpreter lock while it
-works. Parts never change a result (every image is measured on its own).
+On the CPU the batch is measured in parts of 64 images, ``threads`` of them side by side:
+most of the work is index gathers that torch runs on one core, and torch releases the
+interpreter lock while it works. Parts never change a result (every image is measured on
+its own).
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ def measure_tensors(
         properties: the measures wanted (names that are not measures are ignored).
         config: threshold, scale and parallelogram fraction (``chunk_size`` is not used:
             every image is measured on its own).
-        threads: on the CPU, parts of the batch run side by side (``None``: one per core).
+        threads: on the CPU, parts of the batch measured side by side (``None``: one per
+            core).
 
     Returns:
         DataFrame with ``n`` rows in input order and one column per requested measure, in
@@ -207,12 +209,13 @@ def measure_tensors(
     idx = np.flatnonzero(inked)
     if not idx.size:
         return table
-    parts = _split(idx, threads if threads is not None else _default_threads(), batch.device)
+    threads = threads if threads is not None else _default_threads()
+    parts = _split(idx, threads, batch.device)
     work = [(batch[torch.as_tensor(p, device=batch.device)], wanted, cfg) for p in parts]
-    if len(work) == 1:
-        results = [_measure_part(*work[0])]
+    if len(work) == 1 or threads == 1:
+        results = [_measure_part(*w) for w in work]
     else:
-        with ThreadPoolExecutor(len(work)) as pool:
+        with ThreadPoolExecutor(min(threads, len(work))) as pool:
             results = list(pool.map(lambda a: _measure_part(*a), work))
     for p, res in zip(parts, results, strict=True):
         for k in wanted:
@@ -220,8 +223,10 @@ def measure_tensors(
     return table
 
 
-# Below this many images per part, splitting costs more than it saves.
-_MIN_PER_THREAD = 16
+# Images per part on the CPU: the medial axis gathers neighbours through index maps of the
+# whole part, and past about this many images those maps leave the cache (measured on a
+# 2-core AMD EPYC: 0.8 ms an image in parts of 64, 1.0 to 1.6 in parts of 128 to 1 000).
+_PART = 64
 
 
 def _split(idx: np.ndarray, threads: int, device: torch.device) -> list[np.ndarray]:
@@ -229,8 +234,7 @@ def _split(idx: np.ndarray, threads: int, device: torch.device) -> list[np.ndarr
         raise ValueError(f"threads must be a positive integer or None; got {threads!r}")
     if device.type != "cpu":
         return [idx]  # one program on the accelerator
-    count = max(1, min(threads, len(idx) // _MIN_PER_THREAD))
-    return [p for p in np.array_split(idx, count) if len(p)]
+    return [idx[i : i + _PART] for i in range(0, len(idx), _PART)]
 
 
 def _as_tensor_batch(images: object) -> torch.Tensor:
