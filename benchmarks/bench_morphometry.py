@@ -4,7 +4,8 @@
    processes) against the straightforward per-image implementation (`morpho_reference.
    measure_one` mapped over a process pool, as Morpho-MNIST's `measure_batch` does), with
    the same number of workers; the baseline on a sample (all 70 000 take about 13 minutes
-   on 2 cores), `measure` on the same sample and on all 70 000 images.
+   on 2 cores), `measure` on the same sample and on all 70 000 images, and the tensor path
+   (`measure_tensors`, as many threads as workers) on all 70 000 too.
 2. The in-loop oracle's workload: batches of `--batch` images (256 by default) measured in
    this process, as the closed loop's checks measure the moving samples. `measure` (all six
    measures, the oracle's implementation before the tensor path) against `measure_tensors`
@@ -100,6 +101,10 @@ def main() -> None:
     full = time.perf_counter() - start
     fast_full = full / len(images)
 
+    start = time.perf_counter()
+    measure_tensors(images, threads=args.workers)
+    tensors_full = time.perf_counter() - start
+
     print(f"baseline per-image pool : {base * 1e3:7.3f} ms/image wall ({len(sample)} images)")
     print(f"measure, same sample    : {fast_sample * 1e3:7.3f} ms/image wall")
     total = f"{full:.1f} s total"
@@ -107,6 +112,8 @@ def main() -> None:
     print(f"baseline projected to {len(images)}: {base * len(images):.0f} s")
     print(f"speed-up on the same sample: {base / fast_sample:.1f}x")
     print(f"speed-up, full labels workload vs baseline rate: {base / fast_full:.1f}x")
+    print(f"measure_tensors, all {len(images)}: {tensors_full:.1f} s total "
+          f"-> measure is {tensors_full / full:.2f}x faster on the labels workload")  # fmt: skip
 
 
 if __name__ == "__main__":
