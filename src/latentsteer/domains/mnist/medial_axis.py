@@ -36,8 +36,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-#: Seed of the tie-breaking permutation (scikit-image's ``rng``; Morpho-MNIST uses 42).
-SEED = 42
+from latentsteer.domains.mnist.morpho_reference import MEDIAL_AXIS_SEED
 
 # Neighbour (row, column) offsets and their bits in the 3×3 configuration index, numbered
 # 0 1 2 / 3 4 5 / 6 7 8 row by row (bit 4 is the pixel itself), scikit-image's numbering.
@@ -74,7 +73,7 @@ def keep_table() -> np.ndarray:
 @functools.lru_cache(maxsize=4096)
 def _tiebreak(count: int) -> np.ndarray:
     """scikit-image's tie-breaking ranks for an image with ``count`` foreground pixels."""
-    return np.random.default_rng(SEED).permutation(np.arange(count))
+    return np.random.default_rng(MEDIAL_AXIS_SEED).permutation(np.arange(count))
 
 
 def _run_distance(lines: torch.Tensor, along: torch.Tensor, size: int) -> torch.Tensor:
