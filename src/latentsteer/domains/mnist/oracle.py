@@ -23,7 +23,7 @@ import torch
 from latentsteer.domain import OracleReport
 from latentsteer.domains.mnist.judge import InferenceJudge, Judge
 from latentsteer.domains.mnist.morphometry import MEASURES, MorphometryConfig, measure
-from latentsteer.domains.mnist.tensor_measures import measure_tensors
+from latentsteer.domains.mnist.tensor_measures import measure_tensors, needs
 
 MeasuresBy = Literal["tensors", "scikit-image"]
 
@@ -90,7 +90,7 @@ class DigitOracle:
             if workers is None and len(x) < IN_PROCESS_BELOW:
                 workers = 1
             table = measure(x.cpu().numpy(), workers=workers, config=self.config, progress=False)
-            table = table[[m for m in MEASURES if m in wanted]]
+            table = table[list(needs(wanted))]
         return OracleReport(table, probs.argmax(1), probs.max(1), probs, self.class_column)
 
     def probabilities(self, samples: torch.Tensor) -> torch.Tensor:
