@@ -17,6 +17,11 @@ supplies, and nothing more:
 * **starts** — how a start spec becomes codes (:meth:`Domain.parse_start`): prior draws
   are shared (``random:N``); test items and the user's own files are the domain's.
 * **shows** — how samples are drawn into files people read (:meth:`Domain.save_grid`).
+* **your own property** (optional) — how a user's table of measured samples is read
+  (:meth:`Domain.read_property_table`), encoded (:meth:`Domain.table_codes`, after
+  :meth:`Domain.adapt_model` where the model cannot take its samples) and how its learned
+  oracle is fitted and loaded (:meth:`Domain.fit_property_oracle`,
+  :meth:`Domain.load_property_oracle`); :mod:`latentsteer.learned` does the rest.
 
 Data splits and label measures (the Parquet columns) are the domain's pipeline stages; the
 engine reads only the training tensors they produce (:class:`latentsteer.train.Dataset`).
@@ -43,6 +48,8 @@ from latentsteer.methods import ENGINE_METHODS
 if TYPE_CHECKING:
     # The model, the steering context and the settings sit above this contract (the model
     # is built from a domain); its signatures name them by what a domain sees of them.
+    from latentsteer.learned.card import PropertyOracle
+    from latentsteer.learned.table import PropertyTable
     from latentsteer.protocols import ContextSettings, LatentModel, ModelShape, SteeringContext
 
 
@@ -316,3 +323,53 @@ class Domain:
     def read_samples(self, path: str | os.PathLike[str]) -> torch.Tensor:
         """Samples ``(n, *sample_shape)`` from a user's file (for starts and ``measure``)."""
         raise ValueError(f"the {self.name} domain reads no sample files; got {Path(path)}")
+
+    # ---------------------------------------------------------------- your own property
+    def read_property_table(self, path: str | os.PathLike[str], column: str) -> PropertyTable:
+        """A user's table of samples and measured ``column`` values, checked
+        (:func:`latentsteer.learned.table.property_values`).
+
+        Raises:
+            ValueError: an unreadable table, another domain's samples, or bad values (one line).
+        """
+        raise ValueError(f"the {self.name} domain reads no property tables")
+
+    def adapt_model(
+        self, model: LatentModel, table: PropertyTable, seed: int = 0
+    ) -> tuple[LatentModel, dict[str, object]]:
+        """The model, adapted so it can encode the table's samples where it cannot (molecules:
+        a longer row, new tokens, fine-tuned); the model itself and no report by default."""
+        return model, {}
+
+    def table_codes(
+        self, model: LatentModel, table: PropertyTable
+    ) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+        """The posterior means ``(m, d)`` of the table's samples the model can encode, their
+        row indices ``(m,)``, and one line per row it cannot (``line 12: …``)."""
+        raise ValueError(f"the {self.name} domain reads no property tables")
+
+    def fit_property_oracle(
+        self,
+        table: PropertyTable,
+        name: str,
+        folder: str | os.PathLike[str],
+        seed: int = 0,
+        tolerance: float | None = None,
+    ) -> PropertyOracle:
+        """Fit the learned oracle of ``name`` on ``table`` (certifier and guide, see
+        :mod:`latentsteer.learned.card`), with 5-fold cross-validated errors and the
+        applicability threshold, and write its files and ``card.json`` into ``folder``.
+
+        Args:
+            tolerance: the goal tolerance in the property's units (``None``: the
+                certifier's cross-validated MAE).
+        """
+        raise ValueError(f"the {self.name} domain fits no learned oracles")
+
+    def load_property_oracle(self, folder: str | os.PathLike[str]) -> PropertyOracle:
+        """The learned oracle :meth:`fit_property_oracle` wrote into ``folder``.
+
+        Raises:
+            LatentsteerError: missing or damaged files (one line).
+        """
+        raise ValueError(f"the {self.name} domain fits no learned oracles")
