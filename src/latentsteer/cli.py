@@ -68,6 +68,16 @@ def _cmd_sample(args: argparse.Namespace) -> None:
           f"-> {args.out}")  # fmt: skip
 
 
+def _cmd_fit_property(args: argparse.Namespace) -> None:
+    from latentsteer.learned.fit import fit_property
+
+    fit = fit_property(
+        args.model, args.table, args.column, args.out, name=args.name, seed=args.seed,
+        tolerance=args.tolerance, device=args.device,
+    )  # fmt: skip
+    print(fit.summary())
+
+
 def _cmd_steer(args: argparse.Namespace) -> None:
     from latentsteer.atomic import check_writable
     from latentsteer.registry import domain_of
@@ -151,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     written = "; ".join(f"{name}: {' or '.join(d.sample_suffixes)}"
                         for name, d in domains.items())  # fmt: skip
     starts = "; ".join(f"{name}: {d.start_help}" for name, d in domains.items())
+    tables = "; ".join(f"{name}: {d.table_help}" for name, d in domains.items() if d.table_help)
 
     m = sub.add_parser(
         "measure",
@@ -230,6 +241,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--workers", type=int, default=None, help="processes for the measures")
     t.set_defaults(func=_cmd_steer)
+
+    f = sub.add_parser(
+        "fit-property",
+        help="your own property from a table: a head, a learned oracle, a new model folder",
+        description="Fit a property measured on your own samples onto a trained model: a head "
+        "on the code (held-out R² and MAE), an independent learned oracle in data space of "
+        "other model families (5-fold cross-validated error, applicability domain, "
+        "tolerance), written with the model to --out. The property is then a goal of "
+        f"`latentsteer steer --model OUT`. Tables, by the model's domain: {tables}.",
+    )
+    f.add_argument("--model", required=True, help="the trained model folder")
+    f.add_argument("--table", required=True, help="samples and measured values")
+    f.add_argument("--column", required=True, help="the property's column (array) in --table")
+    f.add_argument("--name", default=None, help="the property's goal name (default: --column)")
+    f.add_argument("--out", required=True, help="the new model folder")
+    f.add_argument("--tolerance", type=float, default=None,
+                   help="what counts as reached, in the property's units (default: the "
+                   "learned oracle's cross-validated MAE)")  # fmt: skip
+    f.add_argument("--seed", type=int, default=0, help="split, folds and initial weights")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    f.set_defaults(func=_cmd_fit_property)
     return parser
 
 

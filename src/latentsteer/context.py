@@ -11,6 +11,7 @@ import torch
 
 from latentsteer.domain import Oracle
 from latentsteer.experiment_config import ExperimentConfig
+from latentsteer.learned.card import PropertyCard
 from latentsteer.model import MultiHeadVAE
 from latentsteer.safeguards import (
     CycleConsistency,
@@ -41,6 +42,8 @@ class Context:
             gives the realism features. ``None`` uses ``oracle`` (then a guided run's class
             goals are graded by a judge that steered them, and metrics say so).
         reference_data: the data folders this context read (the metrics name them).
+        learned: the cards of the model's fitted properties (:mod:`latentsteer.learned`),
+            by name: grading reports their oracles' errors and unverifiable samples.
     """
 
     model: MultiHeadVAE
@@ -54,6 +57,7 @@ class Context:
     reference_features: np.ndarray | None = field(default=None, repr=False)
     certifier: Oracle | None = None
     reference_data: str = "none"
+    learned: dict[str, PropertyCard] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The certifier's features of the reference, computed once for every realism score

@@ -191,6 +191,9 @@ class Domain:
     # The suffixes of the sample files this domain reads (measure_file, read_samples), so
     # `latentsteer measure FILE` can tell the domain from the file.
     file_suffixes: tuple[str, ...] = ()
+    # The tables of measured samples `latentsteer fit-property` reads for its models ("":
+    # none), for the help texts.
+    table_help: str = ""
 
     # ---------------------------------------------------------------- model folders
     def config_entries(self) -> dict[str, object]:
@@ -334,11 +337,26 @@ class Domain:
         """
         raise ValueError(f"the {self.name} domain reads no property tables")
 
+    def builtin_properties(self) -> set[str]:
+        """The property names its oracles measure already (a fitted property may not take
+        one): the tolerance table's by default."""
+        return set(self.tolerances)
+
+    def moved(self, old_dir: str | os.PathLike[str], new_dir: str | os.PathLike[str]) -> Domain:
+        """The domain for a copy of a model folder at ``new_dir`` (entries relative to the
+        folder, such as the molecules' labels, rewritten); itself by default."""
+        return self
+
     def adapt_model(
-        self, model: LatentModel, table: PropertyTable, seed: int = 0
+        self,
+        model: LatentModel,
+        table: PropertyTable,
+        model_dir: str | os.PathLike[str],
+        seed: int = 0,
     ) -> tuple[LatentModel, dict[str, object]]:
         """The model, adapted so it can encode the table's samples where it cannot (molecules:
-        a longer row, new tokens, fine-tuned); the model itself and no report by default."""
+        a longer row, new tokens, fine-tuned with its training data, read from ``model_dir``);
+        the model itself and no report by default."""
         return model, {}
 
     def table_codes(

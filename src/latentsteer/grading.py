@@ -16,6 +16,7 @@ from latentsteer.context import Context, safeguards
 from latentsteer.domain import OracleReport, Start
 from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.goalspec import GoalSpec
+from latentsteer.learned.card import PropertyCard
 from latentsteer.model import MultiHeadVAE
 from latentsteer.oracles import frechet_at_fixed_n, matched_reference
 from latentsteer.rules import goal_rule
@@ -164,9 +165,16 @@ def assess(
     ok_oracle = np.ones(n, dtype=bool)
     ok_pred = np.ones(n, dtype=bool)
     ok_guide = np.ones(n, dtype=bool)
+    # Learned goals: samples outside an oracle's domain, and every goal graded with the
+    # exact measure in place of a learned oracle where the table came from one (a check of
+    # the learned oracle; a user's own property has no exact measure).
+    outside = np.zeros(n, dtype=bool)
+    ok_exact = np.ones(n, dtype=bool)
+    learned_goals = exact_goals = 0
     unverified = []
     for spec, key in zip(cfg.specs, goal_keys(cfg.specs), strict=True):
         head = model.head_spec(spec.prop)
+        exact_done = False
         p0, p1 = result.predicted[spec.prop][0], result.predicted[spec.prop][-1]
         measured0 = _oracle_value(spec, model, first)
         measured1 = _oracle_value(spec, model, last)
@@ -193,6 +201,15 @@ def assess(
                         head.column, cfg.oracle_tol, model.domain.tolerances
                     )
                     m[f"{key}_within_tol"] = float(good.mean())  # type: ignore[union-attr]
+                card = ctx.learned.get(head.column)
+                if card is not None:
+                    learned_goals += 1
+                    outside |= np.isnan(measured1)
+                    exact = _learned_goal(m, key, spec, card, first, last, good)
+                    if exact is not None:
+                        exact_goals += 1
+                        ok_exact &= exact
+                        exact_done = True
         else:
             if spec.kind == "keep" and measured0 is not None:
                 ref = start.labels if start.labels is not None else measured0
@@ -212,10 +229,17 @@ def assess(
             m[f"success_{key}"] = float(good.mean())
             m[f"success_{key}_confident"] = _share(good, confident)
             ok_oracle &= good
+            if not exact_done:
+                ok_exact &= good
         m[f"predicted_success_{key}"] = float(good_pred.mean())
         ok_pred &= good_pred
         if head.kind == "regression" and good is not None:
             ok_guide &= good  # the measures are the same function in and out of the loop
+    if learned_goals:
+        # a learned oracle reads NaN outside its applicability domain: never a success
+        m["unverifiable"] = float(outside.mean())
+        if exact_goals:
+            m["success_rate_exact"] = float(ok_exact.mean())
     m["unverified_goals"] = ", ".join(unverified)
     # With an unverified goal no sample can be certified as a whole.
     m["success_rate"] = None if unverified else float(ok_oracle.mean())
@@ -285,6 +309,37 @@ def assess(
         "features_end": features["end"],
     }
     return metrics, per_sample
+
+
+def _learned_goal(
+    m: dict[str, Any], key: str, spec: GoalSpec, card: PropertyCard,
+    first: OracleReport, last: OracleReport, good: np.ndarray,
+) -> np.ndarray | None:  # fmt: skip
+    """Metrics of a goal on a learned property; its verdicts by the exact measure the table
+    came from, when the certifying oracle measures one (else ``None``).
+
+    Every claimed gain stands next to the oracle's cross-validated error, and the share of
+    samples the oracle could not vouch for (outside its applicability domain) is named.
+    """
+    measured1 = last.measures[card.name].to_numpy()
+    m[f"{key}_oracle"] = card.describe("certifier")
+    m[f"{key}_oracle_cv_mae"] = card.cv.get("certifier_mae")
+    m[f"{key}_unverifiable"] = float(np.isnan(measured1).mean())
+    m[f"{key}_inside_start"] = float(np.isfinite(first.measures[card.name].to_numpy()).mean())
+    exact = card.column
+    if exact == card.name or exact not in last.measures.columns:
+        return None
+    e0, e1 = first.measures[exact].to_numpy(), last.measures[exact].to_numpy()
+    # the goal's own tolerance: the same question, asked of the exact measure
+    verdict = goal_rule(spec, e0, e1, card.tolerance)[1]
+    m[f"{key}_exact_measure"] = exact
+    m[f"{key}_exact_change"] = float(np.nanmean(e1 - e0))
+    m[f"{key}_exact_success"] = float(verdict.mean())
+    m[f"{key}_verdicts_agree"] = float((verdict == good).mean())
+    inside = np.isfinite(measured1)
+    m[f"{key}_verdicts_agree_inside"] = _share(verdict == good, inside)
+    m[f"{key}_oracle_abs_error_end"] = float(np.nanmean(np.abs(measured1 - e1)))
+    return verdict
 
 
 def goal_keys(specs: list[GoalSpec]) -> list[str]:

@@ -18,6 +18,7 @@ VOCABULARY: dict[str, str] = {
     "data_space": "gradient ascent on the samples themselves (the counter-example)",
     "ga": "a genetic algorithm on the samples, with no model",
     "dataset": "the best training sample within the constraints",
+    "table": "the best sample of a fitted property's own table within the constraints",
 }
 
 #: The methods the engine's trajectories serve (runner.py): latent: gradient ascent on codes;

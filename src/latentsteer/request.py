@@ -19,6 +19,7 @@ from latentsteer.atomic import check_writable
 from latentsteer.context import Context
 from latentsteer.errors import LatentsteerError
 from latentsteer.experiment_config import configure
+from latentsteer.learned.card import cards_of, with_tolerances
 from latentsteer.optimize_config import OptimizeConfig
 from latentsteer.outcome import SteerOutcome
 from latentsteer.registry import domain_of
@@ -103,7 +104,10 @@ def steer(
     # Before any model is read, a folder we cannot write fails now (a molecule run replaces
     # it as a whole, so the folder holding it is checked).
     check_writable(out, whole=True)
-    domain = context.model.domain if context is not None else domain_of(model)
+    if context is not None:
+        domain = context.model.domain
+    else:  # with the tolerances of the properties fitted onto it (latentsteer fit-property)
+        domain = with_tolerances(domain_of(model), cards_of(model))
     given = {k: settings.pop(k) for k in list(settings) if k in domain.sources}
     if given and context is not None:
         raise ValueError(f"{', '.join(given)}: a source of the model's context; the context "

@@ -16,11 +16,13 @@ outside the recorded threshold is *unverifiable*, never a success.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -126,3 +128,26 @@ def property_folders(model_dir: str | os.PathLike[str]) -> list[Path]:
     """The fitted properties' folders of a model folder, by name."""
     root = Path(model_dir) / FOLDER
     return sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()) if root.is_dir() else []
+
+
+def cards_of(model_dir: str | os.PathLike[str]) -> dict[str, PropertyCard]:
+    """The cards of a model folder's fitted properties, by name (their oracles unread)."""
+    cards = (PropertyCard.read(f) for f in property_folders(model_dir))
+    return {c.name: c for c in cards}
+
+
+class _HasTolerances(Protocol):
+    tolerances: Mapping[str, float]
+
+
+D = TypeVar("D", bound=_HasTolerances)
+
+
+def with_tolerances(domain: D, cards: Mapping[str, PropertyCard]) -> D:
+    """A copy of ``domain`` whose tolerance table has the fitted properties' too (the
+    registry's object stays as it was); ``domain`` itself when there are none."""
+    if not cards:
+        return domain
+    copied = copy.copy(domain)
+    copied.tolerances = {**domain.tolerances, **{n: c.tolerance for n, c in cards.items()}}
+    return copied

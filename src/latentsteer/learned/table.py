@@ -102,8 +102,9 @@ def property_values(
         if j == i:
             keep.append(i)
         elif values[j] != values[i]:
+            both = f"{values[j]:g} and {values[i]:g}"
             raise ValueError(f"{path}: {where[j]} and {where[i]} are the same sample with "
-                             f"different {column!r} values ({values[j]:g} and {values[i]:g})")  # fmt: skip
+                             f"different {column!r} values ({both})")  # fmt: skip
     if len(keep) < min_rows:
         raise ValueError(f"{path}: {len(keep)} distinct samples with a {column!r} value; the fit "
                          f"needs at least {min_rows}")  # fmt: skip

@@ -18,7 +18,7 @@ import torch
 from latentsteer.atomic import atomic_file
 from latentsteer.context import Context
 from latentsteer.devices import resolve_device
-from latentsteer.domain import Domain
+from latentsteer.domain import Domain, Oracle
 from latentsteer.domains.mnist.calibrate import measure_config_of
 from latentsteer.domains.mnist.datasets import load_split
 from latentsteer.domains.mnist.judge import load_judge
@@ -26,6 +26,7 @@ from latentsteer.domains.mnist.labelled import read_labels
 from latentsteer.domains.mnist.morphometry import MorphometryConfig
 from latentsteer.domains.mnist.oracle import DigitOracle
 from latentsteer.errors import LatentsteerError
+from latentsteer.learned.attach import WithLearned, load_properties
 from latentsteer.loading import load_model
 from latentsteer.model import MultiHeadVAE
 from latentsteer.optimize_config import OptimizeConfig
@@ -84,14 +85,24 @@ def load_context(
         codes = torch.as_tensor(stored["train_codes"]).to(device)
         features = stored["reference_features"]
     # The certifier measures with the code the labels came from (see domains/mnist/oracle.py).
-    graded = (None if certifier is None
-              else DigitOracle(certifier, measure_config, "certifier", "scikit-image"))  # fmt: skip
+    graded: Oracle | None = (
+        None if certifier is None
+        else DigitOracle(certifier, measure_config, "certifier", "scikit-image")
+    )  # fmt: skip
+    in_loop: Oracle = DigitOracle(judge, measure_config, "judge")
+    # Properties fitted from the user's tables: the loop reads their guides, the certifier
+    # their certifiers (learned/card.py), each only inside its applicability domain.
+    learned = load_properties(model, model_dir)
+    if learned:
+        in_loop = WithLearned(in_loop, learned, "guide")
+        graded = None if graded is None else WithLearned(graded, learned, "certifier")
     return Context(
-        model, DigitOracle(judge, measure_config, "judge"), reference,
+        model, in_loop, reference,
         np.asarray(test_labels[-cfg.reference :]), thickness.to_numpy(), codes, data_root,
         cfg.workers, features, certifier=graded,
         reference_data=f"MNIST test split and training codes from {data_root}, labels "
         f"from {labels_root}",
+        learned={n: o.card for n, o in learned.items()},
     )  # fmt: skip
 
 

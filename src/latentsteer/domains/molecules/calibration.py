@@ -61,7 +61,8 @@ def fit_calibration(
         measured: their RDKit values, one row each, a column per head's label column.
 
     Raises:
-        ValueError: fewer than 20 molecules, or a head's column missing from ``measured``.
+        ValueError: fewer than 20 molecules. A head whose column ``measured`` lacks (a
+            property fitted from a user's table) is left uncalibrated.
     """
     from latentsteer.domains.molecules.proposals import read_rows
 
@@ -72,7 +73,7 @@ def fit_calibration(
     knots = {}
     for column in read.columns:
         if column not in measured:
-            raise ValueError(f"no measured {column!r} to calibrate its head against")
+            continue  # a fitted property's head: the labels have no values of it (stays raw)
         pred = np.quantile(read[column].to_numpy(dtype=float), QUANTILES)
         true = np.quantile(measured[column].to_numpy(dtype=float), QUANTILES)
         knots[column] = (np.maximum.accumulate(pred), np.maximum.accumulate(true))
@@ -92,7 +93,11 @@ def calibration_from_labels(
     from latentsteer.domains.molecules.labelled import load_molecules
 
     vocabulary = model.domain.vocabulary  # type: ignore[attr-defined]
-    held = load_molecules(labels_dir, split, model.config.heads, vocabulary)
+    from latentsteer.domains.molecules.properties import COLUMNS
+
+    # the heads on RDKit's labels (a property fitted from a user's table has none)
+    heads = tuple(h for h in model.config.heads if h.column in COLUMNS)
+    held = load_molecules(labels_dir, split, heads, vocabulary)
     if len(held.table) < LEAST:
         return None
     return fit_calibration(model, held.data.images, held.table)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from latentsteer.domain import Domain
 from latentsteer.domains.molecules.calibration import HeadCalibration, calibration_from_labels
+from latentsteer.domains.molecules.measures import RDKIT, MoleculeMeasures
 from latentsteer.domains.molecules.proposal_settings import ProposalSettings
 from latentsteer.domains.molecules.proposals import Proposals
 from latentsteer.domains.molecules.similarity import fingerprints
@@ -40,6 +41,7 @@ from latentsteer.domains.molecules.steering import (
     steer_molecules,
 )
 from latentsteer.experiment_config import ExperimentConfig
+from latentsteer.learned.attach import load_properties
 from latentsteer.model import MultiHeadVAE
 from latentsteer.optimize_config import OptimizeConfig
 
@@ -54,12 +56,16 @@ class MoleculeContext:
         workers: processes for RDKit (``None``: one per core).
         cache: RDKit measures shared by every experiment on this context (a molecule is
             measured once in wall time; what a method is charged never changes).
+        measures: what the oracles read: RDKit and the model's fitted properties.
+        table_molecules: the fitted properties' table molecules (canonical SMILES).
     """
 
     model: MultiHeadVAE
     labels: Path | None = None
     workers: int | None = None
     cache: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    measures: MoleculeMeasures = field(default=RDKIT, repr=False)
+    table_molecules: list[str] = field(default_factory=list, repr=False)
 
     @functools.cached_property
     def dataset(self) -> pd.DataFrame | None:
@@ -100,10 +106,11 @@ class MoleculeContext:
                 raise ValueError(f"start {spec!r}: N must be at least 1")
             codes = self.model.sample_prior(int(m.group(1)), seed)
             drawn = self.model.domain.to_smiles(self.model.decode(codes))  # type: ignore[attr-defined]
-            return read_starts(self.model, [s for s in drawn if s])
+            return read_starts(self.model, [s for s in drawn if s], measures=self.measures)
         if spec.lower().endswith(SUFFIXES):
             found = read_smiles_file(spec)
-            return read_starts(self.model, found.smiles, [f"line {n}" for n in found.lines])
+            return read_starts(self.model, found.smiles, [f"line {n}" for n in found.lines],
+                               self.measures)  # fmt: skip
         raise ValueError(f"bad start {spec!r}; accepted: {self.model.domain.start_help}")
 
     def steer(
@@ -148,7 +155,8 @@ class MoleculeContext:
             dataset=self.dataset, dataset_fps=self.dataset_fps if near else None,
             cache=self.cache,
             workers=self.workers, proposals=proposals, calibration=self.calibration,
-            reference=self.reference_data,
+            reference=self.reference_data, measures=self.measures,
+            table_molecules=self.table_molecules,
         )  # fmt: skip
 
 
@@ -186,4 +194,9 @@ def load_context(
     model = load_model(model_dir, resolve_device(settings.device))
     recorded = getattr(model.domain, "labels", None)
     folder = labels_folder(model_dir, recorded, sources.get("labels"))
-    return MoleculeContext(model, folder, workers=settings.workers)
+    # Properties fitted from the user's tables: their guides steer, their certifiers grade.
+    learned = load_properties(model, model_dir)
+    tables = [m for o in learned.values() for m in getattr(o, "smiles", [])]
+    return MoleculeContext(model, folder, workers=settings.workers,
+                           measures=MoleculeMeasures(learned),
+                           table_molecules=list(dict.fromkeys(tables)))  # fmt: skip

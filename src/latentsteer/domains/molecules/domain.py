@@ -52,6 +52,7 @@ class MoleculeDomain(Domain):
     sample_suffixes = (".smi", ".png")
     file_suffixes = SUFFIXES
     start_help = "random:N, or a .smi file (one SMILES per line)"
+    table_help = "a CSV or Parquet file with a smiles column and one column per property"
     methods = METHODS
     # Its context proposes molecules for RDKit to measure (context.py): the experiment
     # settings it reads besides the common ones.
@@ -78,9 +79,12 @@ class MoleculeDomain(Domain):
         specs, bounds = cfg.specs, cfg.bounds
         for where, prop in [*((f"goal {s.text!r}", s.prop) for s in specs),
                             *(("bounds", p) for p in bounds)]:  # fmt: skip
-            if prop not in COLUMNS:
+            # RDKit's, and the properties fitted onto the model (their tolerances join the
+            # model's domain: learned/card.py)
+            known = [*COLUMNS, *(p for p in self.tolerances if p not in COLUMNS)]
+            if prop not in known:
                 raise ValueError(f"{where}: unknown property {prop!r}; accepted: "
-                                 f"{', '.join(COLUMNS)}")  # fmt: skip
+                                 f"{', '.join(known)}")  # fmt: skip
         if all(s.kind == "keep" for s in specs):
             raise ValueError("at least one goal must ask for a change (max, min, a value or +D)")
         if not cfg.guide and cfg.method != "latent":

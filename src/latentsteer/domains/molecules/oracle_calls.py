@@ -7,21 +7,19 @@ from __future__ import annotations
 import pandas as pd
 
 from latentsteer.budget import BudgetedOracle
-from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
-
-
-def _rdkit(smiles: list[str], workers: int | None) -> pd.DataFrame:
-    return measure_molecules(smiles, workers=workers, progress=False)
+from latentsteer.domains.molecules.measures import RDKIT, MoleculeMeasures
 
 
 class CountedOracle(BudgetedOracle):
-    """RDKit's measures (``properties.COLUMNS``) with per-start call counting.
+    """RDKit's measures (``properties.COLUMNS``) and the fitted properties' guides, with
+    per-start call counting.
 
     Args:
         budget: calls allowed per start.
         n: number of starts.
         cache: measures shared with other methods (canonical SMILES → row), or ``None``.
         workers: processes for RDKit (``None``: one per core).
+        measures: what a call reads (RDKit, and the learned properties' guides).
     """
 
     def __init__(
@@ -30,5 +28,9 @@ class CountedOracle(BudgetedOracle):
         n: int,
         cache: dict[str, dict[str, float]] | None = None,
         workers: int | None = None,
+        measures: MoleculeMeasures = RDKIT,
     ) -> None:
-        super().__init__(_rdkit, COLUMNS, budget, n, cache, workers)
+        def read(smiles: list[str], workers: int | None) -> pd.DataFrame:
+            return measures.measure(smiles, workers, "guide")
+
+        super().__init__(read, measures.columns, budget, n, cache, workers)

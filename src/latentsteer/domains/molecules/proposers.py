@@ -61,6 +61,7 @@ class Steering:
         model_calls: ``(n,)`` what each start spent on the model so far.
         heads_of: result SMILES → the heads' reading of it, where a method recorded one.
         extra: the method's own metrics.
+        table_molecules: the fitted properties' table molecules (method ``table``).
     """
 
     model: MultiHeadVAE
@@ -76,6 +77,7 @@ class Steering:
     model_calls: np.ndarray = field(init=False)
     heads_of: dict[str, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    table_molecules: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.model_calls = np.zeros(len(self.starts.smiles), dtype=np.int64)
@@ -84,8 +86,8 @@ class Steering:
 
     def grade(self, i: int, start_values: pd.DataFrame | None = None):  # noqa: ANN201
         """``(values, sims) -> Verdicts`` of start ``i``'s candidates against
-        ``start_values`` (RDKit's measures of the starts unless given)."""
-        reference = self.starts.values if start_values is None else start_values
+        ``start_values`` (the in-loop oracle's reading of the starts unless given)."""
+        reference = self.starts.loop_values if start_values is None else start_values
         return lambda values, sims: judge(
             self.cfg, values, reference.iloc[i], sims, np.zeros(len(sims), dtype=bool),
             self.spread, self.tol,
@@ -173,14 +175,49 @@ def ga(run: Steering) -> None:
     genetic(run.starts.smiles, run.cfg, run.oracle, run.grade, workers=run.workers)
 
 
-def dataset(run: Steering) -> list[str]:
-    """The best training molecule within the threshold, from their labels (no RDKit call).
+def screen(run: Steering, pool: list[str], pool_fps: list[object] | None = None) -> None:
+    """Ask the oracle about each start's most similar molecules of ``pool`` within the
+    threshold, most similar first, while its budget lasts (screening a known library: the
+    run then picks the best acceptable one, as for every measuring method)."""
+    fps = pool_fps if pool_fps is not None else fingerprints(pool)
+    names = np.asarray(pool, dtype=object)
+    requests = {}
+    for i, fp in enumerate(fingerprints(run.starts.smiles)):
+        sims = tanimoto(fp, fps)
+        near = np.flatnonzero((sims >= run.cfg.similarity) & (names != run.starts.smiles[i]))
+        order = near[np.argsort(-sims[near], kind="stable")][: run.cfg.budget]
+        requests[i] = names[order].tolist()
+    run.oracle.measure_many(requests)
+    run.extra["pool_molecules"] = len(pool)
+
+
+def table(run: Steering) -> None:
+    """The best molecule of the fitted properties' tables within the threshold, each asked
+    about within the budget (their table values are the user's measurements, not the
+    oracle's readings, so they are read like any other molecule's).
+
+    Raises:
+        ValueError: the model has no fitted property.
+    """
+    if not run.table_molecules:
+        raise ValueError("method table needs a model with a fitted property "
+                         "(latentsteer fit-property)")  # fmt: skip
+    screen(run, run.table_molecules)
+
+
+def dataset(run: Steering) -> list[str] | None:
+    """The best training molecule within the threshold, from their labels (no RDKit call);
+    with a goal on a fitted property, which the training molecules have no labels of, the
+    most similar ones are asked about within the budget instead (:func:`screen`).
 
     Raises:
         ValueError: no training molecules at hand.
     """
     if run.dataset is None:
         raise ValueError("the dataset method needs the training molecules' labels")
+    if any(p not in run.dataset.columns for p in run.cfg.properties):
+        screen(run, run.dataset.canonical.tolist(), run.dataset_fps)
+        return None
     picks = best_of_dataset(run.starts.smiles, run.cfg, run.dataset, run.starts.values,
                             run.spread, run.tol, run.dataset_fps)  # fmt: skip
     run.extra["dataset_molecules"] = len(run.dataset)
@@ -196,6 +233,7 @@ PROPOSERS: dict[str, Callable[[Steering], list[str] | None]] = {
     "bayesopt": codes_search,
     "ga": ga,
     "dataset": dataset,
+    "table": table,
 }
 
 

@@ -31,8 +31,8 @@ import pandas as pd
 import torch
 
 from latentsteer.domains.molecules.calibration import HeadCalibration
+from latentsteer.domains.molecules.measures import RDKIT, MoleculeMeasures
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
-from latentsteer.domains.molecules.properties import COLUMNS, measure_molecules
 from latentsteer.domains.molecules.proposals import Proposals, read_rows
 from latentsteer.domains.molecules.proposers import (
     Steering,
@@ -167,6 +167,8 @@ def steer_molecules(
     proposals: Proposals | None = None,
     calibration: HeadCalibration | None = None,
     reference: str = "none",
+    measures: MoleculeMeasures = RDKIT,
+    table_molecules: list[str] | None = None,
 ) -> MoleculeOutcome:
     """Run ``cfg`` from every start with ``cfg.method`` (see the module docstring).
 
@@ -187,32 +189,39 @@ def steer_molecules(
             heads' verdict on every result. The unguarded ascent reports the raw heads.
         reference: the data read besides the starts (the labels folder of ``dataset``
             and ``calibration``), named in the metrics.
+        measures: what the oracles read: RDKit, and the model's fitted properties (their
+            guides while steering, their certifiers when certifying).
+        table_molecules: the fitted properties' table molecules (method ``table``, and
+            the results' ``from_table`` share).
 
     Raises:
         ValueError: a goal on a property the heads do not predict (ascent methods), or the
             ``dataset`` method without a dataset.
     """
     began = time.perf_counter()
+    oracle = CountedOracle(cfg.budget, len(starts.smiles), cache, workers, measures)
     run = Steering(
-        model, starts, cfg, spread, CountedOracle(cfg.budget, len(starts.smiles), cache, workers),
-        dataset, dataset_fps, proposals, calibration, workers,
+        model, starts, cfg, spread, oracle, dataset, dataset_fps, proposals, calibration,
+        workers, table_molecules=list(table_molecules or []),
     )  # fmt: skip
     results = proposer_of(cfg)(run)
     paths: list[list[str]] = [[] for _ in starts.smiles]
     if results is None:  # the best acceptable molecule each start's method asked about
         results, paths = _select(run)
     cal = calibration if cfg.guide else None  # the unguarded ascent reports the raw heads
-    table, verdicts = _certify(model, starts, cfg, results, run.heads_of, spread, run.tol, cal)
+    table, verdicts = _certify(model, starts, cfg, results, run.heads_of, spread, run.tol, cal,
+                               measures)  # fmt: skip
     table["oracle_calls"] = run.oracle.calls
     table["model_calls"] = run.model_calls
     wall = time.perf_counter() - began
     if proposals is not None and cfg.method == "latent" and cfg.guide:
         wall += proposals.wall_seconds  # made once for several thresholds: each pays it
-    metrics = summarise(cfg, table, verdicts, wall, reference)
+    metrics = summarise(cfg, table, verdicts, wall, reference, measures)
     metrics.update(run.extra)
     # how many held-out molecules set the heads' scale (0: the raw heads)
     metrics["heads_calibrated_on"] = 0 if cal is None else cal.molecules
     metrics.update(_from_training(table, dataset))
+    metrics.update(_novelty(table, dataset, table_molecules))
     if not cfg.guide:
         for p in cfg.properties:
             if f"predicted_{p}" in table:
@@ -259,6 +268,26 @@ def _from_training(table: pd.DataFrame, dataset: pd.DataFrame | None) -> dict[st
     return {"from_training": float(table.smiles[table.changed].isin(known).mean())}
 
 
+def _novelty(
+    table: pd.DataFrame, dataset: pd.DataFrame | None, table_molecules: list[str] | None
+) -> dict[str, float]:
+    """With fitted properties: the share of starts whose result is a changed molecule in
+    neither the training molecules nor the properties' tables (``new``), the share of
+    changed results from the tables (``from_table``), and the success counted on new
+    molecules alone (``success_new``: a success whose molecule is new, over all starts)."""
+    if not table_molecules:
+        return {}
+    known = set(table_molecules) | (set() if dataset is None else set(dataset.canonical))
+    changed = table.changed.to_numpy(dtype=bool)
+    new = changed & ~table.smiles.isin(known).to_numpy()
+    from_table = table.smiles[table.changed].isin(set(table_molecules))
+    return {
+        "new": float(new.mean()),
+        "from_table": float(from_table.mean()) if changed.any() else 0.0,
+        "success_new": float((new & table.success.to_numpy(dtype=bool)).mean()),
+    }
+
+
 def _heads_reading(
     model: MultiHeadVAE, smiles: list[str], given: dict[str, dict[str, float]],
     properties: list[str], calibration: HeadCalibration | None = None,
@@ -292,12 +321,13 @@ def _heads_reading(
 def _certify(
     model: MultiHeadVAE, starts: MoleculeStarts, cfg: ExperimentConfig, results: list[str],
     heads_of: dict[str, dict[str, float]], spread: dict[str, float], tol: dict[str, float],
-    calibration: HeadCalibration | None = None,
+    calibration: HeadCalibration | None = None, measures: MoleculeMeasures = RDKIT,
 ) -> tuple[pd.DataFrame, Verdicts]:  # fmt: skip
-    """Measure every result afresh and grade it by RDKit (the verdicts returned) and by the
-    heads (the table's ``heads_success``)."""
-    measured = measure_molecules(results, workers=1, progress=False)
-    values = measured[list(COLUMNS)].reset_index(drop=True)
+    """Measure every result afresh and grade it by RDKit and the fitted properties'
+    certifiers (the verdicts returned) and by the heads (the table's ``heads_success``)."""
+    measured = measures.measure(results, workers=1, role="certifier")
+    columns = list(measures.columns)
+    values = measured[columns].reset_index(drop=True)
     canonical = [c if isinstance(c, str) else s for c, s in zip(measured.canonical, results,
                                                                strict=True)]  # fmt: skip
     fps = fingerprints(canonical)
@@ -310,10 +340,12 @@ def _certify(
     heads_start = _heads_reading(model, starts.smiles, {}, props, calibration)
     heads = judge_table(cfg, heads_now, heads_start, sims, same, spread, tol)
     table = pd.DataFrame({"start": starts.inputs, "smiles": canonical})
-    for c in COLUMNS:
+    for c in columns:
         table[f"start_{c}"] = starts.values[c].to_numpy()
-    for c in COLUMNS:
+    for c in columns:
         table[c] = values[c].to_numpy()
+    for name in measures.learned:
+        table[f"applicability_{name}"] = measured[f"applicability_{name}"].to_numpy()
     table["similarity"] = np.where(same, 1.0, sims)
     table["changed"] = ~same
     table["success"] = verdicts.success
@@ -328,7 +360,7 @@ def _certify(
 
 def summarise(
     cfg: ExperimentConfig, table: pd.DataFrame, verdicts: Verdicts, wall: float,
-    reference: str = "none",
+    reference: str = "none", measures: MoleculeMeasures = RDKIT,
 ) -> dict[str, Any]:  # fmt: skip
     """The metrics of one outcome (``metrics.json``: the common keys of
     :mod:`latentsteer.metrics_schema`, then the molecule domain's own).
@@ -353,8 +385,10 @@ def summarise(
         "oracle_calls": float(table.oracle_calls.mean()),
         "model_calls": float(table.model_calls.mean()),
         "wall_s": round(wall, 2),
-        "in_loop_oracles": in_loop_oracles(cfg),
-        "certified_by": CERTIFIED_BY,
+        "in_loop_oracles": "; ".join(filter(None, [in_loop_oracles(cfg),
+                                                   measures.describe("guide") if cfg.guide
+                                                   else ""])),
+        "certified_by": "; ".join(filter(None, [CERTIFIED_BY, measures.describe("certifier")])),
         "reference_data": reference,
         "task": cfg.describe(),
         "similarity_threshold": cfg.similarity,
@@ -373,6 +407,18 @@ def summarise(
         out[f"improvement_{spec.prop}"] = float(np.nanmean(gain))
         out[f"improvement_{spec.prop}_sd"] = float(np.nanstd(gain))
         out[f"{spec.prop}_rule"] = float(verdicts.goals[:, cfg.specs.index(spec)].mean())
+    learned = [p for p in cfg.properties if p in measures.learned]
+    if learned:
+        # a learned reading is NaN outside its oracle's applicability domain: such a result
+        # is unverifiable, never a success; every gain stands next to the oracle's error
+        outside = np.zeros(len(table), dtype=bool)
+        for p in learned:
+            card = measures.learned[p].card
+            outside |= table[p].isna().to_numpy() & table.qed.notna().to_numpy()
+            out[f"{p}_oracle_cv_mae"] = card.cv.get("certifier_mae")
+            out[f"{p}_tolerance"] = card.tolerance
+            out[f"{p}_unverifiable"] = float((table[p].isna() & table.qed.notna()).mean())
+        out["unverifiable"] = float(outside.mean())
     return out
 
 
