@@ -5,6 +5,9 @@
 ``thickness=4.0``          :class:`~latentsteer.objectives.Target` within ``tol``
 ``thickness=+1.5``         :class:`~latentsteer.objectives.Increase` (``-1.5`` lowers it)
 ``thickness=keep``         :class:`~latentsteer.objectives.Keep` the start value ± ``tol``
+``pic50>=+1``              raised by at least 1 (:class:`~latentsteer.objectives.Maximize`;
+                           ``qed>=-0.05``: lowered by no more than 0.05)
+``sa<=-0.5``               lowered by at least 0.5 (:class:`~latentsteer.objectives.Minimize`)
 ``digit=3``                :class:`~latentsteer.objectives.Class` 3
 ``digit=keep``             :class:`~latentsteer.objectives.Keep` the start class
 ``...@W``                  any of these with weight ``W`` (default 1)
@@ -22,8 +25,13 @@ from dataclasses import dataclass
 from latentsteer.model import MultiHeadVAE
 from latentsteer.objectives import Class, Goal, Increase, Keep, Maximize, Minimize, Target
 
-SYNTAX = "accepted: prop=max|min|VALUE|+DELTA|-DELTA|keep, class=K|keep, optionally @WEIGHT"
-_PATTERN = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*([^@\s]+)\s*(?:@\s*(\S+))?\s*")
+SYNTAX = (
+    "accepted: prop=max|min|VALUE|+DELTA|-DELTA|keep, prop>=±DELTA, prop<=±DELTA, "
+    "class=K|keep, optionally @WEIGHT"
+)
+_PATTERN = re.compile(r"\s*([A-Za-z_]\w*)\s*(>=|<=|=)\s*([^@\s]+)\s*(?:@\s*(\S+))?\s*")
+#: the one-sided change goals: ``prop>=±D`` (at least D more), ``prop<=±D`` (at most D more)
+BOUNDED = {">=": "at_least", "<=": "at_most"}
 
 
 @dataclass(frozen=True)
@@ -33,8 +41,9 @@ class GoalSpec:
     Attributes:
         text: the string as written.
         prop: head name.
-        kind: ``max``, ``min``, ``keep``, ``change`` (signed) or ``number`` (a class or a
-            target value, depending on the head).
+        kind: ``max``, ``min``, ``keep``, ``change`` (signed), ``at_least`` / ``at_most``
+            (a signed change, one-sided) or ``number`` (a class or a target value,
+            depending on the head).
         value: the number; ``None`` for max/min/keep.
         weight: weight in the combined objective.
     """
@@ -67,9 +76,12 @@ class GoalSpec:
                     f"accepted: {self.prop}=K or {self.prop}=keep"
                 )
             return Class(self.prop, int(self.value), confidence=confidence, weight=w)  # type: ignore[arg-type]
-        if self.kind == "max":
+        if kind == "class" and self.kind in BOUNDED.values():
+            raise ValueError(f"goal {self.text!r}: {self.prop!r} is a class head; "
+                             f"accepted: {self.prop}=K or {self.prop}=keep")  # fmt: skip
+        if self.kind in ("max", "at_least"):  # the heads climb; the rule says how far is enough
             return Maximize(self.prop, weight=w)
-        if self.kind == "min":
+        if self.kind in ("min", "at_most"):
             return Minimize(self.prop, weight=w)
         if self.kind == "change":
             return Increase(self.prop, by=self.value, tol=tol, weight=w)  # type: ignore[arg-type]
@@ -85,7 +97,7 @@ def parse_goal(text: str) -> GoalSpec:
     m = _PATTERN.fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"bad goal {text!r}; {SYNTAX}")
-    prop, rhs, weight_text = m.groups()
+    prop, relation, rhs, weight_text = m.groups()
     weight = 1.0
     if weight_text is not None:
         try:
@@ -95,7 +107,11 @@ def parse_goal(text: str) -> GoalSpec:
         if not (math.isfinite(weight) and weight > 0):
             raise ValueError(f"bad goal {text!r}: weight must be a positive number")
     word = rhs.lower()
-    if word in ("max", "min", "keep"):
+    if relation in BOUNDED:
+        if rhs[0] not in "+-":
+            raise ValueError(f"bad goal {text!r}: {relation} takes a signed change from the "
+                             f"start (e.g. {prop}{relation}+1); {SYNTAX}")  # fmt: skip
+    elif word in ("max", "min", "keep"):
         return GoalSpec(text, prop, word, None, weight)
     try:
         value = float(rhs)
@@ -103,6 +119,8 @@ def parse_goal(text: str) -> GoalSpec:
         raise ValueError(f"bad goal {text!r}: {rhs!r} is not accepted; {SYNTAX}") from None
     if not math.isfinite(value):
         raise ValueError(f"bad goal {text!r}: the value must be finite")
+    if relation in BOUNDED:
+        return GoalSpec(text, prop, BOUNDED[relation], value, weight)
     # A plain number is a class for a class head and a target value for a regression
     # head; goal() decides once the model is known.
     return GoalSpec(text, prop, "change" if rhs[0] in "+-" else "number", value, weight)

@@ -260,9 +260,10 @@ class Guide:
     def keeps_improving(self) -> bool:
         """Whether accepted samples go on improving (open-ended or class goals), rather than
         stopping at their first accepted frame (targets, changes, keep)."""
+        open_ended = ("max", "min", "at_least", "at_most")
         return any(
-            s.kind in ("max", "min") or (s.kind != "keep" and self.model.head_spec(s.prop).kind
-                                         == "class" and self.verifiable(s))
+            s.kind in open_ended or (s.kind != "keep" and self.model.head_spec(s.prop).kind
+                                     == "class" and self.verifiable(s))
             for s in self.specs
         )  # fmt: skip
 

@@ -14,7 +14,12 @@ goal               holds when                                       progress (hi
                                                                     ``before + D`` than the
                                                                     start was
 ``prop=VALUE``     ``|after − VALUE| <= tol``                       the same, to ``VALUE``
+``prop>=±D``       ``after − before >= D``                          ``after − before``
+``prop<=±D``       ``after − before <= D``                          ``before − after``
 =================  ===============================================  =======================
+
+The one-sided goals take no tolerance: "raised by at least 1" means 1, and the oracle's own
+error is reported beside the result (a learned oracle's cross-validated error).
 
 ``tol`` is the property's tolerance in its units (the domain's table, or an experiment's
 override, :mod:`latentsteer.tolerances`). A NaN value (nothing measured) meets no rule.
@@ -67,6 +72,12 @@ def goal_rule(
         if spec.kind == "min":
             progress = before - after
             return progress, progress > 0
+        if spec.kind == "at_least":
+            progress = after - before
+            return progress, progress >= spec.value  # type: ignore[operator]
+        if spec.kind == "at_most":
+            progress = before - after
+            return progress, after - before <= spec.value  # type: ignore[operator]
         want = target(spec, before)
         miss = np.abs(after - want)
         if spec.kind == "keep":
