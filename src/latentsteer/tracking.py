@@ -199,10 +199,12 @@ def start_run(
 
 
 def data_hash(*paths: str | os.PathLike[str]) -> str:
-    """Short content hash of the files under ``paths``, to tag runs with their data."""
+    """Short content hash of the files under ``paths`` (folders or files), to tag runs
+    with their data."""
     h = hashlib.sha256()
     for root in paths:
-        for f in sorted(Path(root).rglob("*")):
+        files = [Path(root)] if Path(root).is_file() else sorted(Path(root).rglob("*"))
+        for f in files:
             if f.is_file():
                 h.update(f.name.encode())
                 h.update(hashlib.sha256(f.read_bytes()).digest())

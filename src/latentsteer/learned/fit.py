@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -31,7 +32,7 @@ from latentsteer.learned.head import HeadFit, fit_head
 from latentsteer.learned.table import MIN_ROWS
 from latentsteer.loading import load_model
 from latentsteer.model import save_model
-from latentsteer.modelio import read_metrics
+from latentsteer.modelio import CONFIG_FILE, read_metrics
 
 #: Rows named one by one in messages and the card; the rest are counted.
 SHOWN = 10
@@ -101,6 +102,16 @@ class PropertyFit:
             lines.append(f"  … and {len(self.refused) - SHOWN} more")
         lines.append(f"wrote {self.out}")
         return "\n".join(lines)
+
+
+def _keep_entries(source: str | os.PathLike[str], target: Path) -> None:
+    """Copy the ``config.json`` entries of ``source`` that ``target``'s lacks (how the model
+    was made, e.g. the measure definition its heads were calibrated to)."""
+    old = json.loads((Path(source) / CONFIG_FILE).read_text())
+    path = target / CONFIG_FILE
+    new = json.loads(path.read_text())
+    path.write_text(json.dumps({**new, **{k: v for k, v in old.items() if k not in new}},
+                               indent=2) + "\n")  # fmt: skip
 
 
 def check_name(name: str, taken: set[str], builtin: set[str]) -> None:
@@ -179,6 +190,7 @@ def fit_property(
     metrics = read_metrics(model_dir)
     with atomic_dir(out) as tmp:
         save_model(new, tmp)  # first: it replaces the folder it is given
+        _keep_entries(model_dir, tmp)
         for folder in property_folders(model_dir):  # properties fitted before this one
             shutil.copytree(folder, tmp / FOLDER / folder.name)
         t = time.perf_counter()
