@@ -14,7 +14,7 @@ OUT = "models/properties"
 
 
 def main(params: dict, name: str) -> None:
-    from latentsteer.learned.stage import fit_stage
+    from latentsteer.learned.fit_stage import fit_stage
 
     device = str((params.get("optimize") or {}).get("device", "auto"))
     fit_stage(params, "properties", name, MODEL, f"{OUT}/{name}", "mnist", device)

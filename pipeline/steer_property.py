@@ -1,7 +1,7 @@
 """Stage `steer_property@<name>`: a digit experiment on a fitted property
 (`property_experiments.<name>` of params.yaml), steered on models/properties/<property> and
 graded by the learned certifier and, where the table came from a Morpho-MNIST measure, by
-that exact measure too: results/properties/<name>/<method>/ and its metrics.json.
+that exact measure too: reports/properties/<name>/<method>/ and its metrics.json.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import sys
 from latentsteer.stage import run_stage
 
 MODELS = "models/properties"
-OUT = "results/properties"
+OUT = "reports/properties"
 # the closed loop's judge, the certifier it never sees, and the data (as pipeline/optimize.py)
 SOURCES = {"judge": "models/judge", "certifier": "models/certifier", "data": "data/raw",
            "labels": "data/labels"}  # fmt: skip
 
 
 def main(params: dict, name: str) -> None:
-    from latentsteer.learned.stage import steer_stage
+    from latentsteer.learned.steer_stage import steer_stage
 
     device = str((params.get("optimize") or {}).get("device", "auto"))
     steer_stage(params, "property_experiments", name, MODELS, f"{OUT}/{name}", "mnist",

@@ -22,6 +22,7 @@ _LAZY = {
     "MorphometryConfig": "latentsteer.morphometry",
     "measure": "latentsteer.morphometry",
     "steer": "latentsteer.request",
+    "fit_property": "latentsteer.learned.fit",
 }
 
 __all__ = ["ConfigError", "DataSourceError", "LatentsteerError", *_LAZY]

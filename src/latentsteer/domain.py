@@ -328,14 +328,16 @@ class Domain:
         raise ValueError(f"the {self.name} domain reads no sample files; got {Path(path)}")
 
     # ---------------------------------------------------------------- your own property
-    def read_property_table(self, path: str | os.PathLike[str], column: str) -> PropertyTable:
-        """A user's table of samples and measured ``column`` values, checked
-        (:func:`latentsteer.learned.table.property_values`).
+    # "module" serving properties fitted from a user's table (read_property_table,
+    # table_codes, fit_property_oracle, load_property_oracle, and optionally adapt_model),
+    # imported on first use like context_loader: stages that never fit a property do not
+    # depend on it. None: this domain's models take no fitted properties.
+    property_support: str | None = None
 
-        Raises:
-            ValueError: an unreadable table, another domain's samples, or bad values (one line).
-        """
-        raise ValueError(f"the {self.name} domain reads no property tables")
+    def _support(self) -> object:
+        if self.property_support is None:
+            raise ValueError(f"the {self.name} domain takes no properties of your own")
+        return importlib.import_module(self.property_support)
 
     def builtin_properties(self) -> set[str]:
         """The property names its oracles measure already (a fitted property may not take
@@ -347,6 +349,15 @@ class Domain:
         folder, such as the molecules' labels, rewritten); itself by default."""
         return self
 
+    def read_property_table(self, path: str | os.PathLike[str], column: str) -> PropertyTable:
+        """A user's table of samples and measured ``column`` values, checked
+        (:func:`latentsteer.learned.table.property_values`).
+
+        Raises:
+            ValueError: an unreadable table, another domain's samples, or bad values (one line).
+        """
+        return self._support().read_property_table(path, column)  # type: ignore[attr-defined]
+
     def adapt_model(
         self,
         model: LatentModel,
@@ -356,15 +367,16 @@ class Domain:
     ) -> tuple[LatentModel, dict[str, object]]:
         """The model, adapted so it can encode the table's samples where it cannot (molecules:
         a longer row, new tokens, fine-tuned with its training data, read from ``model_dir``);
-        the model itself and no report by default."""
-        return model, {}
+        the model itself and no report where the support module has no ``adapt_model``."""
+        adapt = getattr(self._support(), "adapt_model", None)
+        return (model, {}) if adapt is None else adapt(model, table, model_dir, seed)
 
     def table_codes(
         self, model: LatentModel, table: PropertyTable
     ) -> tuple[torch.Tensor, np.ndarray, list[str]]:
         """The posterior means ``(m, d)`` of the table's samples the model can encode, their
         row indices ``(m,)``, and one line per row it cannot (``line 12: …``)."""
-        raise ValueError(f"the {self.name} domain reads no property tables")
+        return self._support().table_codes(model, table)  # type: ignore[attr-defined]
 
     def fit_property_oracle(
         self,
@@ -382,7 +394,8 @@ class Domain:
             tolerance: the goal tolerance in the property's units (``None``: the
                 certifier's cross-validated MAE).
         """
-        raise ValueError(f"the {self.name} domain fits no learned oracles")
+        fit = self._support().fit_property_oracle  # type: ignore[attr-defined]
+        return fit(table, name, folder, seed=seed, tolerance=tolerance)
 
     def load_property_oracle(self, folder: str | os.PathLike[str]) -> PropertyOracle:
         """The learned oracle :meth:`fit_property_oracle` wrote into ``folder``.
@@ -390,4 +403,4 @@ class Domain:
         Raises:
             LatentsteerError: missing or damaged files (one line).
         """
-        raise ValueError(f"the {self.name} domain fits no learned oracles")
+        return self._support().load_property_oracle(folder)  # type: ignore[attr-defined]

@@ -62,6 +62,7 @@ class MnistDomain(Domain):
     }
     file_suffixes = (".npy", ".npz")  # or a folder of PNGs
     start_help = "random:N, test:A-B (inclusive), or a path to a .npy/.npz array or a PNG folder"
+    property_support = "latentsteer.domains.mnist.own_property"
     table_help = ("an .npz with an images array (N, 28, 28; uint8, or floats in [0, 1]) and one "
                   "array of N values per property")  # fmt: skip
 

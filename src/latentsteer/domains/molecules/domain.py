@@ -52,6 +52,7 @@ class MoleculeDomain(Domain):
     sample_suffixes = (".smi", ".png")
     file_suffixes = SUFFIXES
     start_help = "random:N, or a .smi file (one SMILES per line)"
+    property_support = "latentsteer.domains.molecules.own_property"
     table_help = "a CSV or Parquet file with a smiles column and one column per property"
     methods = METHODS
     # Its context proposes molecules for RDKit to measure (context.py): the experiment
@@ -256,6 +257,18 @@ class MoleculeDomain(Domain):
             "(valid = false)" if bad else ""
         )  # fmt: skip
         return table
+
+    # ---------------------------------------------------------------- your own property
+    def moved(
+        self, old_dir: str | os.PathLike[str], new_dir: str | os.PathLike[str]
+    ) -> MoleculeDomain:
+        """The labels folder, recorded relative to the model folder, rewritten for a copy of
+        the folder at ``new_dir``."""
+        if self.labels is None:
+            return self
+        where = (Path(old_dir) / self.labels).resolve()
+        return MoleculeDomain(self.vocabulary,
+                              os.path.relpath(where, Path(new_dir).resolve()))  # fmt: skip
 
 
 MOLECULES = MoleculeDomain()
