@@ -1,0 +1,61 @@
+"""Stage `property_tables`: a user-style table of training digits and a measure the heads lack.
+
+Writes ``data/properties/height.npz``: the first ``rows`` training digits (``images``, uint8)
+and their Morpho-MNIST ``height`` (px), the table a user would bring to ``fit-property``.
+``data/labels/train.parquet`` holds one row per training image, its ``index`` column being
+the image's position in ``data/raw/train.npz``; rows are matched by that column, and a
+labels file that does not cover the digits (or disagrees on their digit) stops the stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from latentsteer.config import section
+from latentsteer.domains.mnist.datasets import load_split
+from latentsteer.domains.mnist.property_table import write_image_table
+from latentsteer.stage import run_stage
+
+RAW = "data/raw"
+LABELS = "data/labels/train.parquet"
+OUT = "data/properties/height.npz"
+COLUMN = "height"
+
+
+@dataclass(frozen=True)
+class PropertyTablesConfig:
+    """params.yaml: property_tables."""
+
+    rows: int = 5000  # the first N training digits
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rows, int) or self.rows < 1:
+            raise ValueError(f"property_tables.rows must be a positive integer; got {self.rows!r}")
+
+
+def main(params: dict[str, Any]) -> None:
+    cfg = section(params, "property_tables", PropertyTablesConfig)
+    images, digits = load_split(RAW, "train")
+    if cfg.rows > len(images):
+        raise ValueError(f"property_tables.rows is {cfg.rows}; {RAW}/train.npz holds "
+                         f"{len(images)} digits")  # fmt: skip
+    labels = pd.read_parquet(LABELS, columns=["index", "digit", COLUMN]).set_index("index")
+    wanted = np.arange(cfg.rows)
+    missing = np.setdiff1d(wanted, labels.index.to_numpy())
+    if len(missing):
+        raise ValueError(f"{LABELS} has no row for training digit {missing[0]} "
+                         f"({len(missing)} missing); run `dvc repro labels`")  # fmt: skip
+    rows = labels.loc[wanted]
+    if not (rows["digit"].to_numpy() == digits[: cfg.rows]).all():
+        raise ValueError(f"{LABELS} does not match {RAW}/train.npz (digits differ); "
+                         "run `dvc repro labels`")  # fmt: skip
+    write_image_table(OUT, images[: cfg.rows], **{COLUMN: rows[COLUMN].to_numpy(np.float64)})
+    print(f"property_tables: {cfg.rows} training digits with {COLUMN!r} -> {OUT}")
+
+
+if __name__ == "__main__":
+    run_stage("property_tables", main)
