@@ -321,7 +321,7 @@ class Guide:
             measured = report.measures[head.column].to_numpy()
             measured0 = self.start.report.measures[head.column].to_numpy()[rows]
             accept &= np.isfinite(measured)
-            if spec.kind in ("max", "min"):
+            if spec.kind in ("max", "min", "at_least", "at_most"):  # open-ended
                 gain, moved = goal_rule(spec, measured0, measured, tol)
                 accept &= moved
                 value += (
@@ -334,6 +334,9 @@ class Guide:
                 continue
             # A band goal must hold inside the tolerance less its margin (the shared rule).
             want = target(spec, measured0)
+            # A start the oracle cannot read (outside a learned oracle's domain): aim where
+            # the heads' own reading of the start says (its frames are never accepted).
+            want = np.where(np.isfinite(want), want, target(spec, pred0[spec.prop].numpy()))
             holds = goal_rule(spec, measured0, measured, (1 - self.margin) * tol)[1]
             accept &= holds
             if spec.kind == "keep":

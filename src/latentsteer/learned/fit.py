@@ -174,6 +174,7 @@ def fit_property(
     seconds["read"] = time.perf_counter() - began
     t = time.perf_counter()
     model, adapted = domain.adapt_model(model, rows, model_dir, seed)
+    domain = model.domain  # an adapted model's (molecules: its extended vocabulary)
     seconds["adapt"] = time.perf_counter() - t
     t = time.perf_counter()
     codes, kept, refused = domain.table_codes(model, rows)
