@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from latentsteer.domains.molecules.measures import RDKIT, MoleculeMeasures
 from latentsteer.domains.molecules.oracle_calls import CountedOracle
 from latentsteer.domains.molecules.similarity import fingerprints, tanimoto
 from latentsteer.experiment_config import ExperimentConfig
@@ -140,10 +141,12 @@ def genetic(
     ]
     if n_jobs <= 1:
         only = shares[0]
-        parts = [_breed(starts, only, cfg, oracle.budget, grade, offspring, oracle.cache)]
+        parts = [_breed(starts, only, cfg, oracle.budget, grade, offspring, oracle.cache,
+                        oracle.measures)]  # fmt: skip
     else:
         run = Parallel(n_jobs=n_jobs, backend="loky")
-        parts = run(delayed(_breed)(starts, share, cfg, oracle.budget, grade, offspring, {})
+        parts = run(delayed(_breed)(starts, share, cfg, oracle.budget, grade, offspring, {},
+                                    oracle.measures)
                     for share in shares)  # fmt: skip
     for share, (asked, cache) in zip(shares, parts, strict=True):
         oracle.cache.update(cache)
@@ -155,12 +158,13 @@ def genetic(
 def _breed(
     starts: list[str], share: list[int], cfg: ExperimentConfig, budget: int,
     grade: Callable[[int], Callable[[pd.DataFrame, np.ndarray], object]], offspring: int,
-    cache: dict[str, dict[str, float]],
+    cache: dict[str, dict[str, float]], measures: MoleculeMeasures = RDKIT,
 ) -> tuple[list[dict[str, None]], dict[str, dict[str, float]]]:  # fmt: skip
-    """Run the GA of each start in ``share``; return what each asked about, and the measures."""
+    """Run the GA of each start in ``share``; return what each asked about, and the measures
+    (``measures``: what the run's oracle reads, the fitted properties' guides included)."""
     from mol_ga import default_ga
 
-    oracle = CountedOracle(budget, len(starts), cache, workers=1)
+    oracle = CountedOracle(budget, len(starts), cache, workers=1, measures=measures)
     start_fps = fingerprints(starts)
     for i in share:
 

@@ -30,6 +30,8 @@ class CountedOracle(BudgetedOracle):
         workers: int | None = None,
         measures: MoleculeMeasures = RDKIT,
     ) -> None:
+        self.measures = measures
+
         def read(smiles: list[str], workers: int | None) -> pd.DataFrame:
             return measures.measure(smiles, workers, "guide")
 
