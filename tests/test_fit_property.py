@@ -60,9 +60,12 @@ def test_fit_property_writes_a_model_with_the_head_and_the_oracle(folders, capsy
     assert new.domain.tolerances["bar_length"] == card["tolerance"]
     values, applicability = learned_readings(oracles, images, "certifier")
     assert np.isfinite(values.bar_length).mean() > 0.9  # the table's own images: inside
-    far = np.zeros((1, 28, 28), np.float32)
-    far_value, _ = learned_readings(oracles, far, "certifier")
-    assert np.isnan(far_value.bar_length).all()  # a blank image: outside, unverifiable
+    # NaN exactly where the sample is outside the applicability domain (unverifiable)
+    odd = np.stack([np.zeros((28, 28)), np.ones((28, 28)), *images[:3]]).astype(np.float32)
+    value, where = learned_readings(oracles, odd, "certifier")
+    inside = oracles["bar_length"].card.inside(where.bar_length.to_numpy())
+    np.testing.assert_array_equal(np.isnan(value.bar_length.to_numpy()), ~inside)
+    assert where.bar_length.to_numpy()[1] > where.bar_length.to_numpy()[2:].max()
 
     class Base:  # the domain's oracle of the other measures
         measures, class_column, describe = ("thickness",), "digit", "measures"
@@ -87,7 +90,7 @@ def test_fit_property_writes_a_model_with_the_head_and_the_oracle(folders, capsy
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--column", "Bar"], "no column 'Bar'; did you mean 'bar'?"),
+        (["--column", "Bar"], "no array 'Bar'; did you mean 'bar'?"),
         (["--column", "bar", "--name", "height"], "'height' is a built-in property"),
         (["--column", "bar", "--name", "digit"], "already has a property 'digit'"),
         (["--column", "bar", "--tolerance", "-1"], "tolerance must be a positive number"),
