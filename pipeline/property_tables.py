@@ -1,8 +1,8 @@
 """Stage `property_tables`: a user-style table of training digits and a measure the heads lack.
 
 Writes ``data/properties/<column>.npz``: the first ``rows`` training digits (``images``,
-uint8) and their Morpho-MNIST ``column`` measure (default ``length``, the skeleton's length
-in px), the table a user would bring to ``fit-property``.
+uint8) and their Morpho-MNIST ``column`` measure (default ``area``, px²), the table a user
+would bring to ``fit-property``.
 ``data/labels/train.parquet`` holds one row per training image, its ``index`` column being
 the image's position in ``data/raw/train.npz``; rows are matched by that column, and a
 labels file that does not cover the digits (or disagrees on their digit) stops the stage.
@@ -31,7 +31,7 @@ class PropertyTablesConfig:
     """params.yaml: property_tables."""
 
     rows: int = 5000  # the first N training digits
-    column: str = "length"  # the Morpho-MNIST measure they are labelled with
+    column: str = "area"  # the Morpho-MNIST measure they are labelled with
 
     def __post_init__(self) -> None:
         from latentsteer.domains.mnist.morphometry import MEASURES

@@ -168,3 +168,21 @@ def test_one_sided_change_goals(goal, after, met):
 def test_one_sided_goals_need_a_signed_change():
     with pytest.raises(ValueError, match=r">= takes a signed change from the start"):
         parse_goal("pic50>=7")
+
+
+def test_fit_head_learns_from_extra_rows_but_reports_the_tables_error():
+    model = tiny_model(latent_dim=6, head_hidden=16)
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(100, 6, generator=g)
+    y = (3.0 * z[:, 0]).double().numpy()
+    far = torch.randn(300, 6, generator=g) * 3  # decoded samples' codes, further out
+    alone = fit_head(model, z, y, "p", seed=0, epochs=60)
+    more = fit_head(model, z, y, "p", seed=0, epochs=60, extra=(far, 3.0 * far[:, 0].numpy()))
+    assert (more.rows_train, more.rows_heldout) == (alone.rows_train, alone.rows_heldout) == (80, 20)
+    # the extra rows teach the head where the table has none
+    probe = torch.zeros(50, 6)
+    probe[:, 0] = torch.linspace(-8, 8, 50)
+    with torch.no_grad():
+        err_alone = (alone.model.predict(probe)["p"] - 3 * probe[:, 0]).abs().mean()
+        err_more = (more.model.predict(probe)["p"] - 3 * probe[:, 0]).abs().mean()
+    assert err_more < 0.5 * err_alone

@@ -6,10 +6,12 @@
 2. adapt the model where it cannot encode the table's samples (the domain's
    :meth:`~latentsteer.domain.Domain.adapt_model`), then encode them; a sample it still
    cannot encode is counted and named, never dropped silently;
-3. fit a head on the codes (:mod:`.head`; held-out R² and MAE);
-4. fit the learned oracle in data space on the whole table, of other model families (the
+3. fit the learned oracle in data space on the whole table, of other model families (the
    domain's :meth:`~latentsteer.domain.Domain.fit_property_oracle`: certifier and guide,
    cross-validated errors, applicability domain, tolerance);
+4. fit a head on the codes (:mod:`.head`; held-out R² and MAE on the table), and on codes
+   near them and from the prior whose decoded samples the learned guide reads inside its
+   domain: the head must hold where steering goes;
 5. write the new model folder: the model with the head, ``properties/<name>/`` with the
    oracle, the properties the input model had already, and ``metrics.json`` with a card of
    every step under ``properties.<name>``.
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -26,12 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from latentsteer.atomic import atomic_dir, check_writable, write_json
-from latentsteer.learned.card import FOLDER, PropertyCard, property_folders
+from latentsteer.learned.card import FOLDER, PropertyCard, PropertyOracle, property_folders
 from latentsteer.learned.head import HeadFit, fit_head
 from latentsteer.learned.table import MIN_ROWS
 from latentsteer.loading import load_model
-from latentsteer.model import save_model
+from latentsteer.model import MultiHeadVAE, save_model
 from latentsteer.modelio import CONFIG_FILE, read_metrics
 
 #: Rows named one by one in messages and the card; the rest are counted.
@@ -52,6 +58,7 @@ class PropertyFit:
         adapted: the domain's report of adapting the model (``{}``: not needed).
         seconds: wall time of each step.
         merged: table rows dropped as exact duplicates of another row.
+        decoded: decoded samples the head also learned from (read by the learned guide).
     """
 
     name: str
@@ -63,6 +70,7 @@ class PropertyFit:
     adapted: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     merged: int = 0
+    decoded: int = 0
 
     def metrics(self) -> dict[str, Any]:
         """The ``properties.<name>`` entry of the new model's ``metrics.json``."""
@@ -72,7 +80,7 @@ class PropertyFit:
             "merged_duplicates": self.merged,
             "encoded": self.rows - len(self.refused), "refused": len(self.refused),
             "refused_rows": self.refused[:SHOWN],
-            **self.head.metrics(),
+            **self.head.metrics(), "head_decoded_rows": self.decoded,
             "oracle_certifier": card.certifier, "oracle_guide": card.guide,
             **{f"oracle_{k}": round(v, 6) for k, v in card.cv.items()},
             "oracle_cv": "5-fold cross-validation on the table",
@@ -112,6 +120,35 @@ def _keep_entries(source: str | os.PathLike[str], target: Path) -> None:
     new = json.loads(path.read_text())
     path.write_text(json.dumps({**new, **{k: v for k, v in old.items() if k not in new}},
                                indent=2) + "\n")  # fmt: skip
+
+
+#: Decoded samples the head also learns from, per table row (at most DECODED_MAX).
+DECODED_PER_ROW, DECODED_MAX = 2, 4000
+#: The spread of the codes they are decoded from around the table's codes (prior units).
+DECODED_NOISE = 0.5
+
+
+def _decoded_readings(
+    model: MultiHeadVAE, codes: torch.Tensor, oracle: PropertyOracle, seed: int
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Codes near the table's and from the prior, decoded and read by the learned **guide**
+    (inside its applicability domain only): ``(codes (m, d), values (m,))``.
+
+    The head must be right where steering takes codes, on what the decoder makes of them,
+    not only at the table's own codes; the certifier stays out of it, so it still grades a
+    head it never taught (as the MNIST heads are calibrated on decoded images' measures).
+    """
+    n = min(DECODED_PER_ROW * len(codes), DECODED_MAX)
+    g = torch.Generator().manual_seed(seed)
+    near = codes[torch.randint(len(codes), (n // 2,), generator=g)].cpu()
+    near = near + DECODED_NOISE * torch.randn(near.shape, generator=g)
+    z = torch.cat([near, model.sample_prior(n - n // 2, seed=seed + 1).cpu()]).to(model.device)
+    support = importlib.import_module(str(model.domain.property_support))
+    with torch.no_grad():
+        samples = support.decoded_samples(model, z)
+    values = np.asarray(oracle.predict(samples, "guide"), dtype=np.float64)
+    keep = oracle.card.inside(np.asarray(oracle.applicability(samples))) & np.isfinite(values)
+    return z[torch.as_tensor(keep, device=z.device)], values[keep]
 
 
 def check_name(name: str, taken: set[str], builtin: set[str]) -> None:
@@ -183,23 +220,27 @@ def fit_property(
         raise ValueError(f"{table}: the model can encode only {len(kept)} of {len(rows)} rows; "
                          f"the fit needs at least {MIN_ROWS}{first}")  # fmt: skip
     seconds["encode"] = time.perf_counter() - t
-    t = time.perf_counter()
-    head = fit_head(model, codes, rows.values[kept], name, seed)
-    seconds["head"] = time.perf_counter() - t
-    new = head.model
-    new.domain = domain.moved(model_dir, out)
     metrics = read_metrics(model_dir)
     with atomic_dir(out) as tmp:
-        save_model(new, tmp)  # first: it replaces the folder it is given
-        _keep_entries(model_dir, tmp)
-        for folder in property_folders(model_dir):  # properties fitted before this one
-            shutil.copytree(folder, tmp / FOLDER / folder.name)
         t = time.perf_counter()
         oracle = domain.fit_property_oracle(rows, name, tmp / FOLDER / name, seed, tolerance)
         seconds["oracle"] = time.perf_counter() - t
+        t = time.perf_counter()
+        decoded = _decoded_readings(model, codes, oracle, seed)
+        head = fit_head(model, codes, rows.values[kept], name, seed, extra=decoded)
+        seconds["head"] = time.perf_counter() - t
+        new = head.model
+        new.domain = domain.moved(model_dir, out)
+        save_model(new, tmp / ".model")
+        for file in (tmp / ".model").iterdir():
+            file.replace(tmp / file.name)
+        (tmp / ".model").rmdir()
+        _keep_entries(model_dir, tmp)
+        for folder in property_folders(model_dir):  # properties fitted before this one
+            shutil.copytree(folder, tmp / FOLDER / folder.name)
         seconds["total"] = time.perf_counter() - began
         fit = PropertyFit(name, Path(out), oracle.card, head, len(rows), refused, adapted,
-                          seconds, rows.merged)  # fmt: skip
+                          seconds, rows.merged, len(decoded[0]))  # fmt: skip
         props = dict(metrics.get("properties", {}))
         props[name] = fit.metrics()
         metrics["properties"] = props

@@ -71,7 +71,7 @@ def with_head(model: MultiHeadVAE, name: str) -> MultiHeadVAE:
 
 def fit_head(
     model: MultiHeadVAE, codes: torch.Tensor, values: np.ndarray, name: str, seed: int = 0,
-    epochs: int = EPOCHS,
+    epochs: int = EPOCHS, extra: tuple[torch.Tensor, np.ndarray] | None = None,
 ) -> HeadFit:  # fmt: skip
     """Append head ``name`` to ``model`` and fit it on ``codes (n, d)`` → ``values (n,)``.
 
@@ -80,6 +80,9 @@ def fit_head(
         values: their measured values, in the property's units.
         seed: the split, the head's initial weights and the code noise.
         epochs: passes over the training rows.
+        extra: further training rows ``(codes (m, d), values (m,))`` (decoded samples read
+            by the learned guide: :func:`latentsteer.learned.fit.fit_property`); never
+            held out, so the reported error is the table's.
 
     Raises:
         ValueError: codes and values of different lengths, or fewer than 10 rows.
@@ -106,6 +109,12 @@ def fit_head(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     g = torch.Generator().manual_seed(seed)
     zt, yt = z[train], target[train]
+    if extra is not None and len(extra[0]):
+        more = torch.tensor(np.asarray(extra[1], dtype=np.float64))
+        zt = torch.cat([zt, extra[0].detach().float().cpu()])
+        yt = torch.cat(
+            [yt, ((more - new.target_mean[i].item()) / new.target_std[i].item()).float()]
+        )
     for _ in range(epochs):
         perm = torch.randperm(len(zt), generator=g)
         for b in perm.split(BATCH):
