@@ -14,6 +14,9 @@ OUT = "models/properties"
 
 
 def main(params: dict, name: str) -> None:
+    # the domain's code that the run loads by name (its property support): imported here so
+    # the stage's declared deps cover it
+    import latentsteer.domains.mnist.own_property  # noqa: F401
     from latentsteer.learned.fit_stage import fit_stage
 
     device = str((params.get("optimize") or {}).get("device", "auto"))

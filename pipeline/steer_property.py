@@ -18,6 +18,10 @@ SOURCES = {"judge": "models/judge", "certifier": "models/certifier", "data": "da
 
 
 def main(params: dict, name: str) -> None:
+    # the domain's code that the run loads by name (its steering context, its property
+    # support): imported here so the stage's declared deps cover it
+    import latentsteer.domains.mnist.own_property  # noqa: F401
+    import latentsteer.domains.mnist.steering_context  # noqa: F401
     from latentsteer.learned.steer_stage import steer_stage
 
     device = str((params.get("optimize") or {}).get("device", "auto"))

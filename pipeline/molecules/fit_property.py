@@ -15,6 +15,9 @@ OUT = "models/molecules/properties"
 
 
 def main(params: dict, name: str) -> None:
+    # the domain's code that the run loads by name (its property support): imported here so
+    # the stage's declared deps cover it
+    import latentsteer.domains.molecules.own_property  # noqa: F401
     from latentsteer.learned.fit_stage import fit_stage
 
     device = str(((params.get("molecules") or {}).get("train") or {}).get("device", "auto"))

@@ -21,6 +21,10 @@ OUT = Path("reports/molecules/properties")
 
 
 def main(params: dict, name: str) -> None:
+    # the domain's code that the run loads by name (its steering context, its property
+    # support): imported here so the stage's declared deps cover it
+    import latentsteer.domains.molecules.context  # noqa: F401
+    import latentsteer.domains.molecules.own_property  # noqa: F401
     from latentsteer.atomic import atomic_file
     from latentsteer.domains.molecules.property_oracle import load_molecule_oracle
     from latentsteer.learned.steer_stage import steer_stage
