@@ -34,20 +34,27 @@ def steer_stage(
     """
     from latentsteer import tracking
     from latentsteer.atomic import atomic_dir, write_json
-    from latentsteer.request import steer
+    from latentsteer.optimize_config import OptimizeConfig
+    from latentsteer.registry import domain_of
+    from latentsteer.request import source_paths, steer
 
     key, entry = params_entry(params, where, name)
     cfg = section(entry, key, PropertyExperimentConfig)
     model = Path(models) / cfg.property
     span = tracking.Span.begin()
+    # One context for every method: the model, the learned oracles (a molecule oracle is
+    # refitted from its table when loaded) and the oracles' cache are read once.
+    kind = domain_of(model)
+    context = kind.load_context(model, OptimizeConfig(device=device),
+                                source_paths(model, kind.sources, dict(sources or {})))  # fmt: skip
     rows: dict[str, dict[str, Any]] = {}
     methods = ["latent", *cfg.baselines]
     settings = cfg.settings()
     with atomic_dir(out) as tmp:
         for method in methods:
             extra = {} if method == "latent" else {"method": method}
-            outcome = steer(cfg.goals, start or cfg.start, model=model, out=Path(tmp) / method,
-                            device=device, **(sources or {}), **settings, **extra)  # fmt: skip
+            outcome = steer(cfg.goals, start or cfg.start, context=context,
+                            out=Path(tmp) / method, **settings, **extra)  # fmt: skip
             rows[method] = outcome.metrics
             m = outcome.metrics
             line = (f"steer_property@{name}: {method}: success {m['success_rate']}, new "
