@@ -79,7 +79,6 @@ def properties_page(
         "Every method runs on the same starts with the same oracle budget. *New molecules*: "
         "results in neither the property's table nor the training molecules; *success on "
         "new*: successes whose molecule is new, over all starts. Where a table came from an "
-        "exact measure (the digits' height), the results are graded by it too.\n\n"
-        + experiments_table(experiments)
-        + "\n"
+        "exact measure (a Morpho-MNIST measure of the digits), the results are graded by it "
+        "too.\n\n" + experiments_table(experiments) + "\n"
     )
