@@ -16,7 +16,9 @@ import torch
 import yaml
 from tiny_pipeline import (
     ALL_TINY,
+    MOLECULE_PROPERTY_STAGES,
     OPTIMIZE_STAGES,
+    PROPERTY_STAGES,
     TINY_GROUPS,
     TINY_MOLECULE_EXPERIMENTS,
     copy_repo,
@@ -253,14 +255,38 @@ def tiny_repo(tmp_path_factory) -> Path:
     return copy_repo(tmp_path_factory.mktemp("pipeline") / "repo")
 
 
+def check_properties(repo: Path) -> None:
+    """The fitted properties' models, their experiments' metrics and the results page."""
+    for folder, name in (("models/properties", "learned_area"),
+                         ("models/molecules/properties", "pic50")):  # fmt: skip
+        card = json.loads((repo / folder / name / "metrics.json").read_text())["properties"]
+        assert card[name]["rows"] >= 30 and card[name]["oracle_certifier_mae"] > 0, name
+        assert name in load_model(repo / folder / name).head_names
+    assert card["pic50"]["adapted"]["adapted"]  # the tiny vocabulary lacks the series' tokens
+    digits = json.loads((repo / "reports/properties/larger/metrics.json").read_text())
+    assert digits["latent"]["n"] == 4 and "learned_area_verdicts_agree" in digits["latent"]
+    mols = json.loads((repo / "reports/molecules/properties/pic50_up/metrics.json").read_text())
+    assert sorted(mols) == ["dataset", "ga", "latent", "table"]
+    for method, m in mols.items():
+        check_metrics(m)
+        assert m["n"] == 3 and m["oracle_calls_max"] <= 4, method
+        assert "learned pic50 certifier" in m["certified_by"], method
+    page = (repo / "docs/results/properties.md").read_text()
+    assert "| pic50_up | latent | 3 |" in page and "| larger | latent | 4 |" in page
+
+
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
     first = dvc("repro", cwd=tiny_repo)
     for stage in ("download", "labels", "train_judge", "train_certifier", "train", "evaluate",
                   "calibrate", "context", *OPTIMIZE, "report", *MOLECULES):  # fmt: skip
         assert f"Running stage '{stage}'" in first.stdout, stage
+    for stage in ("property_tables", *PROPERTY_STAGES, "molecules_property_tables",
+                  *MOLECULE_PROPERTY_STAGES, "property_report"):  # fmt: skip
+        assert f"Running stage '{stage}'" in first.stdout, stage
     check_molecule_labels(tiny_repo)
     check_molecule_model(tiny_repo)
     check_molecule_steering(tiny_repo)
+    check_properties(tiny_repo)
     # Every steering run of both domains writes the common metrics keys.
     written = sorted(tiny_repo.glob("results/**/metrics.json"))
     written += sorted(tiny_repo.glob("reports/molecules/steer/**/metrics.json"))
@@ -401,9 +427,11 @@ def test_labels_param_change_reruns_dependents_only(tiny_repo):
     for stage in ("download", "train_judge", "train_certifier"):
         assert f"{stage}:" not in status, stage
     again = dvc("repro", cwd=tiny_repo)
-    for stage in ("labels", "train", "evaluate", "calibrate", *OPTIMIZE, "report"):
+    for stage in ("labels", "train", "evaluate", "calibrate", *OPTIMIZE, "report",
+                  "property_tables", *PROPERTY_STAGES, "property_report"):  # fmt: skip
         assert f"Running stage '{stage}'" in again.stdout, stage
-    for stage in ("download", "train_judge", "train_certifier", *MOLECULES):
+    for stage in ("download", "train_judge", "train_certifier", *MOLECULES,
+                  "molecules_property_tables", *MOLECULE_PROPERTY_STAGES):  # fmt: skip
         assert f"Running stage '{stage}'" not in again.stdout, stage
     # workers is not a dependency: changing it re-runs nothing.
     params["labels"]["workers"] = 2
@@ -579,7 +607,9 @@ def test_train_param_change_reruns_model_stages_only(tiny_repo):
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
     params["train"]["beta"] = 2.0
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    expected = ["calibrate", "context", "evaluate", *OPTIMIZE, "report", "train"]
+    # the digits' fitted property sits on the calibrated model: it is fitted and steered again
+    expected = ["calibrate", "context", "evaluate", *OPTIMIZE, "report", "train",
+                *PROPERTY_STAGES, "property_report"]  # fmt: skip
     assert sorted(stages_named(dvc("status", cwd=tiny_repo).stdout)) == ["train"]  # the root
     again = dvc("repro", cwd=tiny_repo)
     assert sorted(stages_run(again.stdout)) == sorted(expected)
@@ -592,7 +622,9 @@ def test_molecule_param_change_reruns_molecule_stages_only(tiny_repo):
     params["molecules"]["data"]["seed"] = 1
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params))
     again = dvc("repro", cwd=tiny_repo)
-    assert sorted(stages_run(again.stdout)) == sorted(MOLECULES)
+    # the molecule properties sit on the molecule model; their tables come from other wheels
+    expected = [*MOLECULES, *MOLECULE_PROPERTY_STAGES, "property_report"]
+    assert sorted(stages_run(again.stdout)) == sorted(expected)
     # Where the wheel comes from, and how many workers measure, change nothing written.
     params["molecules"]["data"]["index_url"] = "https://example.invalid/simple"
     params["molecules"]["labels"]["workers"] = 2

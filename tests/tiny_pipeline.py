@@ -21,6 +21,7 @@ TINY = {
     "train": {"epochs": 2, "batch_size": 50},
     "calibrate": {"posterior": 50, "prior": 50, "holdout": 20, "epochs": 2, "workers": 1},
     "optimize": {"reference": 40, "knn_codes": 50, "workers": 1},
+    "property_tables": {"rows": 60},
     "molecules": {
         "data": {"train_size": 60, "val_size": 20, "test_size": 30},
         "labels": {"workers": 1},
@@ -55,6 +56,27 @@ TINY_MOLECULE_EXPERIMENTS = {
     "naive": {"starts": {"n": 3, "lowest": "plogp"}, "goals": ["plogp=max"],
               "similarity": 0.0, "method": "latent", "guide": False},
 }  # fmt: skip
+# Your own property, tiny: the digits' property on a few starts, and one molecule property
+# (pIC50, the real 1 017-molecule table) steered from its 3 least active with budget 4.
+TINY_PROPERTY_EXPERIMENTS = {
+    "larger": {"property": "learned_area", "goals": ["learned_area=+5", "digit=keep"],
+               "start": "random:4"},
+}  # fmt: skip
+TINY_MOLECULE_PROPERTIES = {
+    "pic50": {"table": "data/molecules/properties/pic50.csv", "column": "pic50"},
+}
+TINY_MOLECULE_PROPERTY_EXPERIMENTS = {
+    "pic50_up": {"property": "pic50", "start": "lowest:3", "goals": ["pic50>=+1"],
+                 "similarity": 0.4, "budget": 4, "baselines": ["table", "dataset", "ga"]},
+}  # fmt: skip
+PROPERTY_STAGES = (
+    *(f"fit_property@{n}" for n in ("learned_area",)),
+    *(f"steer_property@{n}" for n in TINY_PROPERTY_EXPERIMENTS),
+)
+MOLECULE_PROPERTY_STAGES = (
+    *(f"molecules_fit_property@{n}" for n in TINY_MOLECULE_PROPERTIES),
+    *(f"molecules_steer_property@{n}" for n in TINY_MOLECULE_PROPERTY_EXPERIMENTS),
+)
 # Every tiny experiment, group members included: name → (settings, results folder).
 ALL_TINY = {
     **{name: (s, Path("results") / name) for name, s in TINY_EXPERIMENTS.items()},
@@ -77,6 +99,9 @@ def tiny_params() -> dict:
     params["experiments"] = TINY_EXPERIMENTS
     params["groups"] = TINY_GROUPS
     params["molecules"]["experiments"] = TINY_MOLECULE_EXPERIMENTS
+    params["property_experiments"] = TINY_PROPERTY_EXPERIMENTS
+    params["molecules"]["properties"] = TINY_MOLECULE_PROPERTIES
+    params["molecules"]["property_experiments"] = TINY_MOLECULE_PROPERTY_EXPERIMENTS
     return params
 
 
