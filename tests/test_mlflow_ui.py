@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from mlflow_proc import mlflow_server
 from PIL import Image
-from tiny_pipeline import ALL_TINY, copy_repo, dvc
+from tiny_pipeline import ALL_TINY, PROPERTY_STAGES, copy_repo, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +36,8 @@ CHROMIUM_ARGS = [
 WAIT_MS = 30_000  # MLflow's React UI renders asynchronously; every wait is bounded by this
 STAGE_RUNS = ["train_judge", "train_certifier", "train", "evaluate", "calibrate", "report"]
 OPTIMIZE_RUNS = [f"optimize@{name}" for name in ALL_TINY]
+# the digits' fitted property: its fit and its experiment log to the same experiment
+PROPERTY_RUNS = [s.replace("@", "_") for s in PROPERTY_STAGES]
 
 
 def _missing(reason: str) -> None:
@@ -70,7 +72,7 @@ def runs(repo) -> dict[str, object]:
     experiment = client.get_experiment_by_name("latentsteer-mnist")
     assert experiment is not None, "the pipeline logged no `latentsteer` experiment"
     found = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(found) == {*STAGE_RUNS, *OPTIMIZE_RUNS}, sorted(found)
+    assert set(found) == {*STAGE_RUNS, *OPTIMIZE_RUNS, *PROPERTY_RUNS}, sorted(found)
     return found
 
 

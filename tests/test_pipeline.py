@@ -640,8 +640,9 @@ def test_param_sweep_with_dvc_experiments(tiny_repo):
     beta = yaml.safe_load((tiny_repo / "params.yaml").read_text())["train"]["beta"] + 1
     proc = dvc("exp", "run", "-S", f"train.beta={beta}", "-n", "sweep1", cwd=tiny_repo)
     assert sorted(stages_run(proc.stdout + proc.stderr)) == sorted(
-        ["calibrate", "context", "evaluate", *OPTIMIZE, "report", "train"]
-    )
+        ["calibrate", "context", "evaluate", *OPTIMIZE, "report", "train", *PROPERTY_STAGES,
+         "property_report"]
+    )  # fmt: skip
     shown = json.loads(dvc("exp", "show", "--json", cwd=tiny_repo).stdout)
     names = {exp["name"] for row in shown for exp in row.get("experiments") or []}
     assert "sweep1" in names, shown
