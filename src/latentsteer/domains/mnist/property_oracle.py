@@ -60,7 +60,6 @@ from latentsteer.learned.card import PropertyCard, Role
 from latentsteer.learned.table import PropertyTable
 from latentsteer.modelio import torch_load_safely
 
-SIDE = 28
 FEATURES = 128  # penultimate width of both networks: the applicability feature space
 FOLDS = 5
 PERCENTILE = 99.0  # held-out images inside the applicability domain, in percent
@@ -243,14 +242,9 @@ def _as_images(images: object) -> torch.Tensor:
     Raises:
         ValueError: another shape, NaN, or values outside [0, 1] (one line).
     """
-    x = torch.as_tensor(images).detach().to("cpu", torch.float32)
-    if x.ndim != 3 or x.shape[1:] != (SIDE, SIDE):
-        raise ValueError(f"images must have shape (n, 28, 28); got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or infinite values")
-    if x.numel() and (x.min() < -1e-4 or x.max() > 1 + 1e-4):
-        raise ValueError("images must lie in [0, 1] (divide 0-255 data by 255)")
-    return x.clamp(0.0, 1.0)
+    from latentsteer.domains.mnist.domain import MNIST  # the domain's own check of samples
+
+    return MNIST.check_samples(torch.as_tensor(images).detach().to("cpu", torch.float32))
 
 
 class ImagePropertyOracle:
