@@ -10,7 +10,7 @@ from conftest import tiny_model
 
 from latentsteer.experiment_config import ExperimentConfig
 from latentsteer.goalspec import check_goal_set, parse_goal
-from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Target
+from latentsteer.objectives import AtLeast, Class, Increase, Keep, Maximize, Minimize, Target
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,8 @@ from latentsteer.objectives import Class, Increase, Keep, Maximize, Minimize, Ta
         ("thickness=keep", Keep, {"head": "thickness", "constraint": True}),
         ("digit=3", Class, {"head": "digit", "k": 3}),
         ("digit=keep", Keep, {"head": "digit", "constraint": True}),
+        ("thickness>=+1", AtLeast, {"by": 1.0, "lower": False}),
+        ("thickness<=-0.5@2", AtLeast, {"by": -0.5, "lower": True, "weight": 2.0}),
     ],
 )
 def test_goal_strings_build_the_named_goal(text, cls, attrs):
@@ -78,6 +80,25 @@ def test_negative_change_lowers_the_property():
     assert (down.violation({"thickness": start - 0.5}) == 0).all()
     with pytest.raises(ValueError, match="non-zero"):
         Increase("thickness", 0.0).bind(model, z)
+
+
+def test_bound_goals_say_when_they_hold_and_climb_past_them():
+    model = tiny_model()
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    start = model.predict(z)["thickness"]
+    up = parse_goal("thickness>=+1").goal(model).bind(model, z)
+    assert up.label == "thickness>=+1"
+    assert not up.satisfied({"thickness": start + 0.9}).any()
+    assert up.satisfied({"thickness": start + 1.0}).all()
+    torch.testing.assert_close(up.violation({"thickness": start + 2}), torch.zeros(6))
+    sd = float(model.target_std[model.head_names.index("thickness")])
+    torch.testing.assert_close(up.violation({"thickness": start}), torch.full((6,), 1 / sd))
+    # the score keeps rising past the bound: the heads climb, the closed loop says when
+    assert (up.score({"thickness": start + 3}) > up.score({"thickness": start + 2})).all()
+    down = parse_goal("thickness<=-0.5").goal(model).bind(model, z)
+    assert down.satisfied({"thickness": start - 0.5}).all()
+    assert not down.satisfied({"thickness": start - 0.4}).any()
+    assert (down.score({"thickness": start - 1}) > down.score({"thickness": start})).all()
 
 
 @pytest.mark.parametrize(

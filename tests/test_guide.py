@@ -16,7 +16,7 @@ from latentsteer.experiment import ExperimentConfig, run_experiment
 from latentsteer.goalspec import parse_goal
 from latentsteer.guide import Guide, read_starts
 from latentsteer.metrics_schema import check_metrics
-from latentsteer.objectives import Keep, Maximize, Target
+from latentsteer.objectives import AtLeast, Keep, Maximize, Target
 from latentsteer.tolerances import tolerance
 from latentsteer.trust_region import Check
 
@@ -125,6 +125,36 @@ def test_goals_that_can_be_met_stop_at_the_first_confirmed_check():
                  check_every=4)  # fmt: skip
     assert res.stop_reason == ["confirmed"] * 3 and res.stop_step.tolist() == [8] * 3
     assert torch.equal(res.z[-1], res.z[8])
+
+
+def test_bound_goals_settle_at_the_first_confirmed_check():
+    model, z0 = tiny_model(), _z()
+    guide = ScriptedGuide([(False, 0.0, False), (True, 1.0, False), (True, 5.0, False)])
+    res = ascend(model, z0, [AtLeast("thickness", 0.5)], steps=50, lr=0.1, guide=guide,
+                 check_every=4)  # fmt: skip
+    # not on to the better-valued check at step 8: "at least" was met at step 4
+    assert res.stop_reason == ["confirmed"] * 3 and res.stop_step.tolist() == [4] * 3
+
+
+def test_guide_accepts_a_bound_with_one_tolerance_to_spare(ctx):
+    model = ctx.model
+    z0 = _z(4, seed=2)
+    start = read_starts(model, ctx.oracle, z0)
+    measured0 = start.report.measures.thickness.to_numpy()
+    specs = ExperimentConfig(goals=[f"thickness>=-{TOLERANCE['thickness']}"]).specs
+    goal = specs[0].goal(model).bind(model, z0)
+    tol = TOLERANCE["thickness"]
+    guide = Guide(model, ctx.oracle, specs, [goal], model.predict, start)
+    assert not guide.keeps_improving
+    z = z0 + 0.5 * torch.randn(4, 4, generator=torch.Generator().manual_seed(3))
+    check = guide(z, torch.arange(4), z0)
+    with torch.no_grad():
+        measured = ctx.oracle.read(model.decode(z)).measures.thickness.to_numpy()
+    change = measured - measured0
+    assert (change >= -tol).all()  # the rule itself holds for all four...
+    met = change >= 0.0  # ...but only these hold with a tolerance to spare
+    assert 0 < met.sum() < 4
+    assert check.accept.tolist() == met.tolist()
 
 
 def test_guide_checks_settings():

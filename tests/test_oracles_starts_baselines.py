@@ -55,12 +55,34 @@ def test_start_specs(model, tmp_path, mnist_test):
     torch.testing.assert_close(mine.images, torch.as_tensor(mnist_test[0][:2] / 255.0).float())
 
 
+def test_sure_starts_are_the_prior_draws_the_digit_head_reads_surely(model, monkeypatch):
+    import latentsteer.domains.mnist.domain as mnist_domain
+
+    draws = model.sample_prior(6, seed=2)
+    with torch.no_grad():
+        sure = model.predict(draws)["digit"].max(1).values  # (6,)
+    # the untrained head is never sure: a threshold at its 3rd-highest reading keeps 3 of
+    # the first batch of 6, in draw order; the next batches fill the rest
+    third = float(sure.sort(descending=True).values[2])
+    monkeypatch.setattr(mnist_domain, "SURE", third)
+    start = MNIST.parse_start("sure:6", model, seed=2)
+    assert start.z.shape == (6, 4)
+    torch.testing.assert_close(start.z[:3], draws[sure >= third])
+    with torch.no_grad():
+        assert (model.predict(start.z)["digit"].max(1).values >= third).all()
+    assert start.images is None and start.labels is None
+    monkeypatch.setattr(mnist_domain, "SURE", 1.01)  # no draw can pass
+    with pytest.raises(ValueError, match=r"only 0 of 150 prior draws have a digit head reading"):
+        MNIST.parse_start("sure:3", model)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("random:0", "N must be at least 1"),
         ("test:5-2", "0 <= A <= B < 10000"),
-        ("train:0-3", "bad start 'train:0-3'; accepted: random:N, test:A-B"),
+        ("train:0-3", "bad start 'train:0-3'; accepted: random:N, sure:N"),
+        ("sure:0", "N must be at least 1"),
         ("nowhere.npy", "neither a spec nor an existing path"),
     ],
 )

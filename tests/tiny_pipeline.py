@@ -59,7 +59,7 @@ TINY_MOLECULE_EXPERIMENTS = {
 # Your own property, tiny: the digits' property on a few starts, and one molecule property
 # (pIC50, the real 1 017-molecule table) steered from its 3 least active with budget 4.
 TINY_PROPERTY_EXPERIMENTS = {
-    "larger": {"property": "learned_area", "goals": ["learned_area=+5", "digit=keep"],
+    "larger": {"property": "learned_area", "goals": ["learned_area>=+5", "digit=keep"],
                "start": "random:4"},
 }  # fmt: skip
 TINY_MOLECULE_PROPERTIES = {

@@ -5,9 +5,10 @@
 ``thickness=4.0``          :class:`~latentsteer.objectives.Target` within ``tol``
 ``thickness=+1.5``         :class:`~latentsteer.objectives.Increase` (``-1.5`` lowers it)
 ``thickness=keep``         :class:`~latentsteer.objectives.Keep` the start value ± ``tol``
-``pic50>=+1``              raised by at least 1 (:class:`~latentsteer.objectives.Maximize`;
+``pic50>=+1``              raised by at least 1 (:class:`~latentsteer.objectives.AtLeast`;
                            ``qed>=-0.05``: lowered by no more than 0.05)
-``sa<=-0.5``               lowered by at least 0.5 (:class:`~latentsteer.objectives.Minimize`)
+``sa<=-0.5``               lowered by at least 0.5 (:class:`~latentsteer.objectives.AtLeast`
+                           with ``lower=True``)
 ``digit=3``                :class:`~latentsteer.objectives.Class` 3
 ``digit=keep``             :class:`~latentsteer.objectives.Keep` the start class
 ``...@W``                  any of these with weight ``W`` (default 1)
@@ -23,7 +24,16 @@ import re
 from dataclasses import dataclass
 
 from latentsteer.model import MultiHeadVAE
-from latentsteer.objectives import Class, Goal, Increase, Keep, Maximize, Minimize, Target
+from latentsteer.objectives import (
+    AtLeast,
+    Class,
+    Goal,
+    Increase,
+    Keep,
+    Maximize,
+    Minimize,
+    Target,
+)
 
 SYNTAX = (
     "accepted: prop=max|min|VALUE|+DELTA|-DELTA|keep, prop>=±DELTA, prop<=±DELTA, "
@@ -79,10 +89,12 @@ class GoalSpec:
         if kind == "class" and self.kind in BOUNDED.values():
             raise ValueError(f"goal {self.text!r}: {self.prop!r} is a class head; "
                              f"accepted: {self.prop}=K or {self.prop}=keep")  # fmt: skip
-        if self.kind in ("max", "at_least"):  # the heads climb; the rule says how far is enough
+        if self.kind == "max":
             return Maximize(self.prop, weight=w)
-        if self.kind in ("min", "at_most"):
+        if self.kind == "min":
             return Minimize(self.prop, weight=w)
+        if self.kind in BOUNDED.values():  # the heads climb until past the bound
+            return AtLeast(self.prop, self.value, lower=self.kind == "at_most", weight=w)  # type: ignore[arg-type]
         if self.kind == "change":
             return Increase(self.prop, by=self.value, tol=tol, weight=w)  # type: ignore[arg-type]
         return Target(self.prop, self.value, tol=tol, weight=w)  # type: ignore[arg-type]

@@ -13,7 +13,9 @@ Morpho-MNIST measures and the guide judge) and says per sample:
   digit with at least ``min(keep_confidence, its probability at the start)``. A band goal
   (``4.0``, ``+2``, ``keep`` on a measure) must hold inside ``1 − margin`` of its
   tolerance. For an open-ended goal (``max``/``min``) the measured value must have moved
-  the right way.
+  the right way; a bound (``>=+D``, ``<=-D``) must hold with one tolerance to spare, and
+  the sample then settles like a band goal's (asked for at least 20 px² more ink, it does
+  not go on to 100).
 * **value** — how far the open-ended goals got, as measured (in training standard
   deviations), plus the judge's log-probability of each ``digit=K`` class, so the best
   accepted frame can be kept: a class goal goes on until the judge reads it as surely as
@@ -260,7 +262,7 @@ class Guide:
     def keeps_improving(self) -> bool:
         """Whether accepted samples go on improving (open-ended or class goals), rather than
         stopping at their first accepted frame (targets, changes, keep)."""
-        open_ended = ("max", "min", "at_least", "at_most")
+        open_ended = ("max", "min")
         return any(
             s.kind in open_ended or (s.kind != "keep" and self.model.head_spec(s.prop).kind
                                      == "class" and self.verifiable(s))
@@ -323,6 +325,11 @@ class Guide:
             accept &= np.isfinite(measured)
             if spec.kind in ("max", "min", "at_least", "at_most"):  # open-ended
                 gain, moved = goal_rule(spec, measured0, measured, tol)
+                if spec.kind in ("at_least", "at_most"):
+                    # A bound is met with one tolerance to spare, so that an oracle misreading
+                    # by up to that much cannot flip the verdict; then the sample settles.
+                    need = float(spec.value) * (1 if spec.kind == "at_least" else -1)  # type: ignore[arg-type]
+                    moved = np.nan_to_num(gain, nan=-np.inf) >= need + tol
                 accept &= moved
                 value += (
                     spec.weight

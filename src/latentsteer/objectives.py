@@ -138,6 +138,40 @@ class Minimize(Maximize):
     _word: ClassVar[str] = "min"
 
 
+@dataclass
+class AtLeast(Goal):
+    """Move a regression property by at least ``by`` from each sample's start: up for a
+    positive ``by`` (``prop>=+D``), or, with ``lower=True``, to at most ``by`` from it
+    (``prop<=-D``).
+
+    The heads climb as for :class:`Maximize`; unlike it, the goal says when it holds, so a
+    closed loop can settle on the first frame its oracles accept rather than climb on.
+    """
+
+    prop: str
+    by: float
+    lower: bool = False
+    weight: float = 1.0
+    constraint: bool = False
+
+    def _bind(self, model: MultiHeadVAE, z0: torch.Tensor, read: Readout) -> BoundGoal:
+        _, sd = _scale(model, self._head(model, self.prop, "regression"))
+        if not math.isfinite(self.by):
+            raise ValueError(f"{self.prop}: the change must be a number; got {self.by}")
+        sign = -1.0 if self.lower else 1.0
+        with torch.no_grad():
+            start = read(z0)[self.prop]  # (n,)
+        # progress past the bound, in the property's units (>= 0 when it holds)
+        past = lambda p: sign * (p[self.prop] - start - self.by)  # noqa: E731
+        label = f"{self.prop}{'<=' if self.lower else '>='}{self.by:+g}"
+        return self._bound(
+            read, label,
+            lambda p: sign * p[self.prop] / sd,
+            lambda p: past(p) >= 0,
+            lambda p: (-past(p)).clamp_min(0) / sd,
+        )  # fmt: skip
+
+
 def _band_goal(
     goal: Goal, read: Readout, prop: str, center: torch.Tensor, tol: float, sd: float,
     label: str,

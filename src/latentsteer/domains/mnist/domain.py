@@ -61,7 +61,10 @@ class MnistDomain(Domain):
         "labels": "data/labels",
     }
     file_suffixes = (".npy", ".npz")  # or a folder of PNGs
-    start_help = "random:N, test:A-B (inclusive), or a path to a .npy/.npz array or a PNG folder"
+    start_help = (
+        "random:N, sure:N (draws the digit head reads surely), test:A-B (inclusive), or a "
+        "path to a .npy/.npz array or a PNG folder"
+    )
     property_support = "latentsteer.domains.mnist.own_property"
     table_help = ("an .npz with an images array (N, 28, 28; uint8, or floats in [0, 1]) and one "
                   "array of N values per property")  # fmt: skip
@@ -108,12 +111,17 @@ class MnistDomain(Domain):
         seed: int = 0,
         data_root: str | os.PathLike[str] | None = None,
     ) -> Start:
-        """``random:N`` prior draws, ``test:A-B`` MNIST test digits (inclusive), or a path
-        to a ``.npy``/``.npz`` array or a folder of PNGs."""
+        """``random:N`` prior draws (``sure:N``: those the digit head reads surely),
+        ``test:A-B`` MNIST test digits (inclusive), or a path to a ``.npy``/``.npz`` array or
+        a folder of PNGs."""
         from latentsteer.domains.mnist.datasets import mnist
 
         if spec.startswith("random:"):
             return super().parse_start(spec, model, seed, data_root)
+        if m := re.fullmatch(r"sure:(\d+)", spec):
+            if int(m.group(1)) < 1:
+                raise ValueError(f"start {spec!r}: N must be at least 1")
+            return Start(sure_draws(model, int(m.group(1)), seed), None, None, spec)
         if m := re.fullmatch(r"test:(\d+)-(\d+)", spec):
             a, b = int(m.group(1)), int(m.group(2))
             images, labels = mnist("test", data_root)
@@ -173,3 +181,37 @@ class MnistDomain(Domain):
 
 
 MNIST = MnistDomain()
+
+
+SURE = 0.999  # the digit head's probability above which a prior draw is a clear digit
+SURE_TRIES = 50  # batches of draws before ``sure:N`` gives up
+
+
+def sure_draws(model: MultiHeadVAE, n: int, seed: int = 0) -> torch.Tensor:
+    """``(n, d)`` prior draws whose digit head reads one digit with at least ``SURE``: starts
+    where "keep the digit" has one answer (a blend of a 4 and a 9 has none).
+
+    Draws come in seeded batches of ``n`` and keep their order. The heads choose them, never
+    an oracle, so no grading network has a say in which samples are steered.
+
+    Raises:
+        ValueError: a model without a class head, or too few clear draws (one line).
+    """
+    heads = [h.name for h in model.config.heads if h.kind == "class"]
+    if not heads:
+        raise ValueError("start 'sure:N' needs a model with a digit head; use random:N")
+    kept: list[torch.Tensor] = []
+    found = 0
+    for i in range(SURE_TRIES):
+        z = model.sample_prior(n, seed=seed + 1_000_003 * i)
+        with torch.no_grad():
+            p = model.predict(z)[heads[0]]  # (n, k)
+        ok = p.max(dim=1).values >= SURE
+        kept.append(z[ok])
+        found += int(ok.sum())
+        if found >= n:
+            return torch.cat(kept)[:n]
+    raise ValueError(
+        f"start 'sure:{n}': only {found} of {SURE_TRIES * n} prior draws have a "
+        f"digit head reading >= {SURE}"
+    )
