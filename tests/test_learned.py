@@ -187,3 +187,19 @@ def test_fit_head_learns_from_extra_rows_but_reports_the_tables_error():
         err_alone = (alone.model.predict(probe)["p"] - 3 * probe[:, 0]).abs().mean()
         err_more = (more.model.predict(probe)["p"] - 3 * probe[:, 0]).abs().mean()
     assert err_more < 0.5 * err_alone
+
+
+def test_experiments_table_grades_every_goal_by_the_exact_measure():
+    from latentsteer.learned.report import experiments_table
+
+    row = {"n": 128, "goals": ["area>=+20", "digit=keep"], "success_rate": 0.5,
+           "success_rate_exact": 0.25, "area_exact_success": 0.75, "area_verdicts_agree": 0.875,
+           "predicted_success_rate": 1.0, "oracle_calls": 4.0}  # fmt: skip
+    lines = experiments_table({"larger": {"latent": row}}).splitlines()
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    got = dict(zip(head, cells, strict=True))
+    assert got["goals"] == "area>=+20, digit=keep"
+    # the whole request by the exact measure, not the fitted goal's share alone (75%)
+    assert got["success by the exact measure"] == "25.0%"
+    assert got["verdicts agree"] == "87.5%" and got["new molecules"] == "—"
