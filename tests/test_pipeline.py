@@ -272,7 +272,8 @@ def check_properties(repo: Path) -> None:
         assert m["n"] == 3 and m["oracle_calls_max"] <= 4, method
         assert "learned pic50 certifier" in m["certified_by"], method
     page = (repo / "docs/results/properties.md").read_text()
-    assert "| pic50_up | latent | 3 |" in page and "| larger | latent | 4 |" in page
+    assert "| pic50_up | pic50>=+1 | latent | 3 |" in page
+    assert "| larger | learned_area>=+5, digit=keep | latent | 4 |" in page
 
 
 def test_repro_builds_labels_then_does_nothing(tiny_repo):
