@@ -326,10 +326,11 @@ class Guide:
             if spec.kind in ("max", "min", "at_least", "at_most"):  # open-ended
                 gain, moved = goal_rule(spec, measured0, measured, tol)
                 if spec.kind in ("at_least", "at_most"):
-                    # A bound is met with one tolerance to spare, so that an oracle misreading
-                    # by up to that much cannot flip the verdict; then the sample settles.
-                    need = float(spec.value) * (1 if spec.kind == "at_least" else -1)  # type: ignore[arg-type]
-                    moved = np.nan_to_num(gain, nan=-np.inf) >= need + tol
+                    # A bound is met with one tolerance to spare (the shared rule, from a start
+                    # one tolerance further back), so that an oracle misreading by up to that
+                    # much cannot flip the verdict; then the sample settles.
+                    back = tol if spec.kind == "at_least" else -tol
+                    moved = goal_rule(spec, measured0 + back, measured, tol)[1]
                 accept &= moved
                 value += (
                     spec.weight
